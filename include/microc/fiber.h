@@ -1,0 +1,51 @@
+/* microc fibers: handlers are written as straight-line code and run on
+ * fibers. Anything that waits (a sleep, an outbound call, a query, work sent
+ * to the thread pool) suspends the fiber, never the thread: the worker's
+ * event loop goes on serving other requests meanwhile.
+ *
+ * Fibers belong to the thread (worker) that created them and never migrate.
+ * Stacks come from a per-thread pool; each has a guard page below it, so an
+ * overflow faults at once instead of corrupting memory. */
+#ifndef MICROC_FIBER_H
+#define MICROC_FIBER_H
+
+#include "microc/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mc_fiber mc_fiber;
+
+/* The fiber running on this thread, or NULL on a loop callback. */
+MC_EXTERN mc_fiber *mc_fiber_current(void);
+
+/* Suspends the calling fiber for ms milliseconds.
+ * Returns 0, or MC_ESTATE when called outside a fiber. */
+MC_EXTERN int mc_sleep(uint64_t ms);
+
+/* Runs fn(arg) on libuv's thread pool and suspends the calling fiber until
+ * it has returned. fn must not touch the loop or the fiber's other state.
+ * Returns 0, MC_ESTATE outside a fiber, MC_ESYS if the work could not be
+ * queued. */
+MC_EXTERN int mc_run_blocking(void (*fn)(void *arg), void *arg);
+
+/* Starts fn(arg) on a new fiber of this thread's scheduler. It begins
+ * running once the caller suspends or returns to the loop. Returns 0,
+ * MC_ESTATE if this thread has no scheduler, MC_ENOMEM. */
+MC_EXTERN int mc_spawn(void (*fn)(void *arg), void *arg);
+
+/* Counters for /metrics, for the calling thread's scheduler. */
+typedef struct mc_fiber_stats {
+  uint64_t created;  /* fibers started since the scheduler began */
+  uint32_t running;  /* alive now: running or suspended */
+  uint32_t pooled;   /* stacks waiting in the pool for reuse */
+  size_t stack_size; /* usable bytes per stack */
+} mc_fiber_stats;
+
+MC_EXTERN void mc_fiber_stats_get(mc_fiber_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

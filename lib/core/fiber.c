@@ -1,0 +1,432 @@
+/* Fibers: a per-thread scheduler, pooled stacks with guard pages, and a
+ * context switch that saves only the callee-saved registers (ucontext's
+ * swapcontext makes a sigprocmask system call on every switch). */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core/fiber_int.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MC_ASAN 1
+#endif
+#endif
+
+#ifdef MC_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define STACK_DEFAULT (1024 * 1024)
+#else
+#define STACK_DEFAULT (256 * 1024)
+#endif
+
+/* ---- context switch --------------------------------------------------- */
+
+#if defined(__x86_64__)
+typedef struct {
+  void *sp;
+} ctx_t;
+
+void mc__ctx_switch(ctx_t *from, ctx_t *to);
+void mc__ctx_boot(void);
+
+/* Saves rbp, rbx, r12-r15, MXCSR and the x87 control word on the current
+ * stack, stores the stack pointer in from->sp and restores all of it from
+ * to->sp. A new fiber's stack is laid out so that the final ret lands in
+ * mc__ctx_boot with the fiber in r12 and its entry function in r13. */
+__asm__(".text\n"
+        ".globl mc__ctx_switch\n"
+        ".hidden mc__ctx_switch\n"
+        ".type mc__ctx_switch,@function\n"
+        "mc__ctx_switch:\n"
+        "  pushq %rbp\n"
+        "  pushq %rbx\n"
+        "  pushq %r12\n"
+        "  pushq %r13\n"
+        "  pushq %r14\n"
+        "  pushq %r15\n"
+        "  subq $8, %rsp\n"
+        "  stmxcsr (%rsp)\n"
+        "  fnstcw 4(%rsp)\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq (%rsi), %rsp\n"
+        "  ldmxcsr (%rsp)\n"
+        "  fldcw 4(%rsp)\n"
+        "  addq $8, %rsp\n"
+        "  popq %r15\n"
+        "  popq %r14\n"
+        "  popq %r13\n"
+        "  popq %r12\n"
+        "  popq %rbx\n"
+        "  popq %rbp\n"
+        "  ret\n"
+        ".size mc__ctx_switch,.-mc__ctx_switch\n"
+        ".globl mc__ctx_boot\n"
+        ".hidden mc__ctx_boot\n"
+        ".type mc__ctx_boot,@function\n"
+        "mc__ctx_boot:\n"
+        "  movq %r12, %rdi\n"
+        "  callq *%r13\n"
+        "  ud2\n"
+        ".size mc__ctx_boot,.-mc__ctx_boot\n");
+
+static void ctx_make(ctx_t *c, char *stack_top, void (*entry)(void *),
+                     void *arg) {
+  uint64_t *sp = (uint64_t *)((uintptr_t)stack_top & ~(uintptr_t)15);
+  *--sp = (uint64_t)(uintptr_t)mc__ctx_boot; /* return address */
+  *--sp = 0;                                 /* rbp */
+  *--sp = 0;                                 /* rbx */
+  *--sp = (uint64_t)(uintptr_t)arg;          /* r12 */
+  *--sp = (uint64_t)(uintptr_t)entry;        /* r13 */
+  *--sp = 0;                                 /* r14 */
+  *--sp = 0;                                 /* r15 */
+  *--sp = 0x037F00001F80ull; /* MXCSR default, x87 control word default */
+  c->sp = sp;
+}
+#define CTX_SWITCH(from, to) mc__ctx_switch(from, to)
+#else
+#include <ucontext.h>
+typedef ucontext_t ctx_t;
+static void (*boot_entry)(void *);
+static void *boot_arg;
+static void ctx_boot(void) { boot_entry(boot_arg); }
+static void ctx_make(ctx_t *c, char *stack_top, void (*entry)(void *),
+                     void *arg, char *stack_bottom) {
+  getcontext(c);
+  c->uc_stack.ss_sp = stack_bottom;
+  c->uc_stack.ss_size = (size_t)(stack_top - stack_bottom);
+  c->uc_link = NULL;
+  boot_entry = entry;
+  boot_arg = arg;
+  makecontext(c, ctx_boot, 0);
+}
+#define CTX_SWITCH(from, to) swapcontext(from, to)
+#endif
+
+/* ---- scheduler -------------------------------------------------------- */
+
+struct mc_fiber {
+  ctx_t ctx;
+  void (*fn)(void *);
+  void *arg;
+  void *data;
+  char *map;    /* mmap'd region: guard page, then the stack */
+  size_t map_len;
+  char *bottom; /* lowest usable stack byte */
+  size_t size;  /* usable bytes */
+  bool done;
+  mc_fiber *next; /* pool or ready queue link */
+#ifdef MC_ASAN
+  void *fake_stack;
+#endif
+};
+
+typedef struct sched {
+  uv_loop_t *loop;
+  ctx_t main_ctx;
+  mc_fiber *current;
+  mc_fiber *pool;
+  unsigned npooled, max_pooled;
+  size_t stack_size;
+  size_t page;
+  uint64_t created;
+  uint32_t running;
+  mc_fiber *ready_head, *ready_tail;
+  uv_idle_t ready_idle;
+#ifdef MC_ASAN
+  void *main_fake_stack;
+  const void *main_bottom;
+  size_t main_size;
+#endif
+} sched;
+
+static __thread sched *S;
+
+/* Guard-page faults are reported before the process dies, so that an
+ * overflow reads as one. The handler runs on its own signal stack. */
+static __thread char *guard_lo, *guard_hi;
+
+static void on_segv(int sig, siginfo_t *si, void *uctx) {
+  (void)uctx;
+  char *addr = si->si_addr;
+  if (guard_lo && addr >= guard_lo && addr < guard_hi) {
+    static const char msg[] =
+        "microc: fiber stack overflow (fault in the guard page); raise the "
+        "fiber stack size\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+  }
+  signal(sig, SIG_DFL); /* the faulting instruction runs again and kills us */
+}
+
+static void install_overflow_report(void) {
+#ifndef MC_ASAN /* ASan reports stack overflows itself */
+  static __thread char altstack[16384];
+  stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
+  sigaltstack(&ss, NULL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_segv;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old;
+  if (sigaction(SIGSEGV, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+    sigaction(SIGSEGV, &sa, NULL);
+#endif
+}
+
+static void on_ready_idle(uv_idle_t *h);
+
+int mc__sched_init(uv_loop_t *loop, size_t stack_size, unsigned max_pooled) {
+  if (S)
+    return MC_EEXISTS;
+  sched *s = calloc(1, sizeof *s);
+  if (!s)
+    return MC_ENOMEM;
+  s->loop = loop;
+  s->page = (size_t)sysconf(_SC_PAGESIZE);
+  if (!stack_size)
+    stack_size = STACK_DEFAULT;
+  s->stack_size = (stack_size + s->page - 1) & ~(s->page - 1);
+  s->max_pooled = max_pooled ? max_pooled : 256;
+  uv_idle_init(loop, &s->ready_idle);
+  S = s;
+  install_overflow_report();
+  return 0;
+}
+
+static void fiber_unmap(mc_fiber *f) { munmap(f->map, f->map_len); }
+
+static void sched_free(uv_handle_t *h) { free(h->data); }
+
+void mc__sched_close(void) {
+  sched *s = S;
+  if (!s)
+    return;
+  while (s->pool) {
+    mc_fiber *f = s->pool;
+    s->pool = f->next;
+    fiber_unmap(f);
+  }
+  S = NULL;
+  s->ready_idle.data = s;
+  uv_close((uv_handle_t *)&s->ready_idle, sched_free);
+}
+
+uv_loop_t *mc__sched_loop(void) { return S ? S->loop : NULL; }
+
+mc_fiber *mc_fiber_current(void) { return S ? S->current : NULL; }
+
+static void fiber_main(void *arg);
+
+int mc__fiber_new(mc_fiber **out, void (*fn)(void *), void *arg) {
+  sched *s = S;
+  if (!s)
+    return MC_ESTATE;
+  mc_fiber *f = s->pool;
+  if (f) {
+    s->pool = f->next;
+    s->npooled--;
+#ifdef MC_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(f->bottom, f->size);
+#endif
+  } else {
+    /* The fiber's own header lives at the top of its stack mapping. */
+    size_t len = s->stack_size + s->page;
+    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+    if (map == MAP_FAILED)
+      return MC_ENOMEM;
+    if (mprotect(map, s->page, PROT_NONE) != 0) {
+      munmap(map, len);
+      return MC_ENOMEM;
+    }
+    char *top = map + len;
+    f = (mc_fiber *)(top - ((sizeof(mc_fiber) + 63) & ~(size_t)63));
+    f->map = map;
+    f->map_len = len;
+    f->bottom = map + s->page;
+    f->size = (size_t)((char *)f - f->bottom);
+  }
+  f->fn = fn;
+  f->arg = arg;
+  f->data = NULL;
+  f->done = false;
+  f->next = NULL;
+#if defined(__x86_64__)
+  ctx_make(&f->ctx, (char *)f, fiber_main, f);
+#else
+  ctx_make(&f->ctx, (char *)f, fiber_main, f, f->bottom);
+#endif
+  s->created++;
+  s->running++;
+  *out = f;
+  return 0;
+}
+
+static void fiber_release(sched *s, mc_fiber *f) {
+  s->running--;
+  if (s->npooled < s->max_pooled) {
+    f->next = s->pool;
+    s->pool = f;
+    s->npooled++;
+  } else {
+    fiber_unmap(f);
+  }
+}
+
+static void fiber_main(void *arg) {
+  mc_fiber *f = arg;
+#ifdef MC_ASAN
+  __sanitizer_finish_switch_fiber(NULL, &S->main_bottom, &S->main_size);
+#endif
+  f->fn(f->arg);
+  f->done = true;
+  sched *s = S;
+#ifdef MC_ASAN
+  __sanitizer_start_switch_fiber(NULL, s->main_bottom, s->main_size);
+#endif
+  CTX_SWITCH(&f->ctx, &s->main_ctx);
+  abort(); /* a finished fiber is never resumed */
+}
+
+void mc__fiber_resume(mc_fiber *f) {
+  sched *s = S;
+  if (s->current) { /* not from a fiber: queue it instead */
+    mc__fiber_ready(f);
+    return;
+  }
+  s->current = f;
+  guard_lo = f->map;
+  guard_hi = f->bottom;
+#ifdef MC_ASAN
+  __sanitizer_start_switch_fiber(&s->main_fake_stack, f->bottom, f->size);
+#endif
+  CTX_SWITCH(&s->main_ctx, &f->ctx);
+#ifdef MC_ASAN
+  __sanitizer_finish_switch_fiber(s->main_fake_stack, NULL, NULL);
+#endif
+  s->current = NULL;
+  guard_lo = guard_hi = NULL;
+  if (f->done)
+    fiber_release(s, f);
+}
+
+void mc__fiber_yield(void) {
+  sched *s = S;
+  mc_fiber *f = s->current;
+#ifdef MC_ASAN
+  __sanitizer_start_switch_fiber(&f->fake_stack, s->main_bottom, s->main_size);
+#endif
+  CTX_SWITCH(&f->ctx, &s->main_ctx);
+#ifdef MC_ASAN
+  __sanitizer_finish_switch_fiber(f->fake_stack, &s->main_bottom,
+                                  &s->main_size);
+#endif
+}
+
+static void on_ready_idle(uv_idle_t *h) {
+  sched *s = S;
+  (void)h;
+  mc_fiber *list = s->ready_head;
+  s->ready_head = s->ready_tail = NULL;
+  uv_idle_stop(&s->ready_idle);
+  while (list) {
+    mc_fiber *f = list;
+    list = f->next;
+    f->next = NULL;
+    mc__fiber_resume(f);
+  }
+}
+
+void mc__fiber_ready(mc_fiber *f) {
+  sched *s = S;
+  f->next = NULL;
+  if (s->ready_tail)
+    s->ready_tail->next = f;
+  else
+    s->ready_head = f;
+  s->ready_tail = f;
+  uv_idle_start(&s->ready_idle, on_ready_idle);
+}
+
+void mc__fiber_set_data(mc_fiber *f, void *data) { f->data = data; }
+void *mc__fiber_data(mc_fiber *f) { return f->data; }
+
+/* ---- waiting ---------------------------------------------------------- */
+
+static void wake_fiber_close(uv_handle_t *h) { mc__fiber_resume(h->data); }
+static void wake_fiber_timer(uv_timer_t *t) {
+  uv_close((uv_handle_t *)t, wake_fiber_close);
+}
+
+int mc_sleep(uint64_t ms) {
+  sched *s = S;
+  if (!s || !s->current)
+    return MC_ESTATE;
+  /* The timer lives on this fiber's stack, which stays put while the fiber
+   * is suspended; we resume only after libuv has closed it. */
+  uv_timer_t t;
+  uv_timer_init(s->loop, &t);
+  t.data = s->current;
+  uv_timer_start(&t, wake_fiber_timer, ms, 0);
+  mc__fiber_yield();
+  return 0;
+}
+
+typedef struct {
+  uv_work_t req;
+  void (*fn)(void *);
+  void *arg;
+  mc_fiber *fiber;
+} blocking_job;
+
+static void blocking_work(uv_work_t *w) {
+  blocking_job *j = w->data;
+  j->fn(j->arg);
+}
+
+static void blocking_done(uv_work_t *w, int status) {
+  (void)status;
+  blocking_job *j = w->data;
+  mc__fiber_resume(j->fiber);
+}
+
+int mc_run_blocking(void (*fn)(void *), void *arg) {
+  sched *s = S;
+  if (!s || !s->current)
+    return MC_ESTATE;
+  blocking_job j = {.fn = fn, .arg = arg, .fiber = s->current};
+  j.req.data = &j;
+  if (uv_queue_work(s->loop, &j.req, blocking_work, blocking_done) != 0)
+    return MC_ESYS;
+  mc__fiber_yield();
+  return 0;
+}
+
+int mc_spawn(void (*fn)(void *), void *arg) {
+  if (!S)
+    return MC_ESTATE;
+  mc_fiber *f;
+  int err = mc__fiber_new(&f, fn, arg);
+  if (err)
+    return err;
+  mc__fiber_ready(f);
+  return 0;
+}
+
+void mc_fiber_stats_get(mc_fiber_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (!S)
+    return;
+  out->created = S->created;
+  out->running = S->running;
+  out->pooled = S->npooled;
+  out->stack_size = S->stack_size - ((sizeof(mc_fiber) + 63) & ~(size_t)63);
+}

@@ -1,0 +1,32 @@
+/* Fiber scheduler internals, shared by the HTTP server and the tests. */
+#ifndef MICROC_FIBER_INT_H
+#define MICROC_FIBER_INT_H
+
+#include <uv.h>
+
+#include "microc/fiber.h"
+
+/* Sets up this thread's scheduler on loop. stack_size 0 picks the default
+ * (256 KiB, 1 MiB under sanitizers). max_pooled: stacks kept for reuse.
+ * Returns 0, MC_EEXISTS if already set up, MC_ENOMEM. */
+int mc__sched_init(uv_loop_t *loop, size_t stack_size, unsigned max_pooled);
+/* Releases pooled stacks. Every fiber must have finished. */
+void mc__sched_close(void);
+uv_loop_t *mc__sched_loop(void);
+
+/* Creates a suspended fiber that will run fn(arg). */
+int mc__fiber_new(mc_fiber **out, void (*fn)(void *), void *arg);
+/* Runs f until it suspends or finishes. Must be called from the loop
+ * (outside any fiber); from inside a fiber use mc__fiber_ready. A finished
+ * fiber's stack goes back to the pool and f must not be used again. */
+void mc__fiber_resume(mc_fiber *f);
+/* Queues f to be resumed from the loop soon (safe from a fiber). */
+void mc__fiber_ready(mc_fiber *f);
+/* Suspends the calling fiber; someone must hold f and resume it later. */
+void mc__fiber_yield(void);
+
+/* Per-fiber user data, e.g. the request a handler serves. */
+void mc__fiber_set_data(mc_fiber *f, void *data);
+void *mc__fiber_data(mc_fiber *f);
+
+#endif

@@ -1,0 +1,171 @@
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <uv.h>
+
+#include "core/fiber_int.h"
+
+static uv_loop_t loop;
+
+static void setup(void) {
+  uv_loop_init(&loop);
+  cr_assert_eq(mc__sched_init(&loop, 0, 4), 0);
+}
+
+static void teardown(void) {
+  mc__sched_close();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+TestSuite(fiber, .init = setup, .fini = teardown);
+
+static int trace[16];
+static int ntrace;
+static mc_fiber *held;
+
+static void ping(void *arg) {
+  trace[ntrace++] = (int)(intptr_t)arg;
+  held = mc_fiber_current();
+  mc__fiber_yield();
+  trace[ntrace++] = (int)(intptr_t)arg + 1;
+}
+
+Test(fiber, switches_back_and_forth) {
+  ntrace = 0;
+  mc_fiber *f;
+  cr_assert_eq(mc__fiber_new(&f, ping, (void *)10), 0);
+  cr_assert_null(mc_fiber_current());
+  mc__fiber_resume(f);
+  cr_assert_eq(ntrace, 1);
+  cr_assert_eq(held, f);
+  mc_fiber_stats st;
+  mc_fiber_stats_get(&st);
+  cr_assert_eq(st.running, 1);
+  mc__fiber_resume(f);
+  cr_assert_eq(ntrace, 2);
+  cr_assert_eq(trace[1], 11);
+  mc_fiber_stats_get(&st);
+  cr_assert_eq(st.running, 0);
+  cr_assert_eq(st.pooled, 1);
+}
+
+static void noop(void *arg) { (*(int *)arg)++; }
+
+Test(fiber, stacks_are_pooled_and_bounded) {
+  int n = 0;
+  mc_fiber *fs[8];
+  for (int i = 0; i < 8; i++)
+    cr_assert_eq(mc__fiber_new(&fs[i], noop, &n), 0);
+  for (int i = 0; i < 8; i++)
+    mc__fiber_resume(fs[i]);
+  cr_assert_eq(n, 8);
+  mc_fiber_stats st;
+  mc_fiber_stats_get(&st);
+  cr_assert_eq(st.pooled, 4, "pool keeps at most max_pooled stacks");
+  mc_fiber *again;
+  cr_assert_eq(mc__fiber_new(&again, noop, &n), 0);
+  cr_assert(again == fs[7] || again == fs[6] || again == fs[5] || again == fs[4] ||
+            again == fs[3] || again == fs[2] || again == fs[1] || again == fs[0]);
+  mc__fiber_resume(again);
+  mc_fiber_stats_get(&st);
+  cr_assert_eq(st.created, 9);
+}
+
+static double fp_result;
+static void fp_work(void *arg) {
+  double x = *(double *)arg;
+  mc__fiber_yield();
+  fp_result = x * 1.5;
+}
+
+Test(fiber, float_state_survives_switch) {
+  double in = 3.0;
+  mc_fiber *f;
+  mc__fiber_new(&f, fp_work, &in);
+  mc__fiber_resume(f);
+  double local = 2.25 * in;
+  mc__fiber_resume(f);
+  cr_assert_float_eq(fp_result, 4.5, 1e-12);
+  cr_assert_float_eq(local, 6.75, 1e-12);
+}
+
+static uint64_t slept_ns;
+static void sleeper(void *arg) {
+  uint64_t t0 = mc_now_ns();
+  cr_assert_eq(mc_sleep(20), 0);
+  slept_ns = mc_now_ns() - t0;
+  (*(int *)arg)++;
+}
+
+Test(fiber, sleep_suspends_fiber_not_thread) {
+  int done = 0;
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(mc_spawn(sleeper, &done), 0);
+  uint64_t t0 = mc_now_ns();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uint64_t total = mc_now_ns() - t0;
+  cr_assert_eq(done, 3);
+  cr_assert_geq(slept_ns, 19 * 1000000ull);
+  /* three 20 ms sleeps overlapped: well under 3 x 20 ms */
+  cr_assert_lt(total, 55 * 1000000ull);
+}
+
+Test(fiber, sleep_outside_fiber_is_refused) {
+  cr_assert_eq(mc_sleep(1), MC_ESTATE);
+  cr_assert_eq(mc_run_blocking(noop, NULL), MC_ESTATE);
+}
+
+static void heavy(void *arg) {
+  uint64_t *v = arg;
+  for (uint64_t i = 0; i < 1000000; i++)
+    *v += i;
+}
+
+static void blocker(void *arg) {
+  uint64_t v = 0;
+  cr_assert_eq(mc_run_blocking(heavy, &v), 0);
+  *(uint64_t *)arg = v;
+}
+
+Test(fiber, run_blocking_returns_result) {
+  uint64_t out = 0;
+  mc_spawn(blocker, &out);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(out, 499999500000ull);
+}
+
+static int recurse(volatile char *p, int depth) {
+  volatile char frame[4096];
+  frame[0] = (char)depth;
+  frame[4095] = *p;
+  return depth > 1000000 ? frame[0] : recurse(frame, depth + 1) + frame[4095];
+}
+
+static void overflow(void *arg) {
+  (void)arg;
+  char c = 1;
+  recurse(&c, 0);
+}
+
+#ifdef MICROC_SANITIZED
+/* ASan catches the fault itself and exits with status 1. */
+Test(fiber, overflow_hits_guard_page, .exit_code = 1)
+#else
+Test(fiber, overflow_hits_guard_page, .signal = SIGSEGV)
+#endif
+{
+  mc_fiber *f;
+  mc__fiber_new(&f, overflow, NULL);
+  mc__fiber_resume(f);
+  cr_assert_fail("overflow did not fault");
+}
+
+static void count_and_exit(void *arg) { (*(int *)arg)++; }
+
+Test(fiber, ten_thousand_fibers) {
+  int n = 0;
+  for (int i = 0; i < 10000; i++)
+    cr_assert_eq(mc_spawn(count_and_exit, &n), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(n, 10000);
+}
