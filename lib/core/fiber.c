@@ -120,6 +120,8 @@ struct mc_fiber {
   char *bottom; /* lowest usable stack byte */
   size_t size;  /* usable bytes */
   bool done;
+  void (*on_exit)(void *);
+  void *on_exit_arg;
   mc_fiber *next; /* pool or ready queue link */
 #ifdef MC_ASAN
   void *fake_stack;
@@ -257,6 +259,7 @@ int mc__fiber_new(mc_fiber **out, void (*fn)(void *), void *arg) {
   f->fn = fn;
   f->arg = arg;
   f->data = NULL;
+  f->on_exit = NULL;
   f->done = false;
   f->next = NULL;
 #if defined(__x86_64__)
@@ -314,8 +317,13 @@ void mc__fiber_resume(mc_fiber *f) {
 #endif
   s->current = NULL;
   guard_lo = guard_hi = NULL;
-  if (f->done)
+  if (f->done) {
+    void (*on_exit)(void *) = f->on_exit;
+    void *on_exit_arg = f->on_exit_arg;
     fiber_release(s, f);
+    if (on_exit)
+      on_exit(on_exit_arg);
+  }
 }
 
 void mc__fiber_yield(void) {
@@ -354,6 +362,11 @@ void mc__fiber_ready(mc_fiber *f) {
     s->ready_head = f;
   s->ready_tail = f;
   uv_idle_start(&s->ready_idle, on_ready_idle);
+}
+
+void mc__fiber_on_exit(mc_fiber *f, void (*fn)(void *), void *arg) {
+  f->on_exit = fn;
+  f->on_exit_arg = arg;
 }
 
 void mc__fiber_set_data(mc_fiber *f, void *data) { f->data = data; }

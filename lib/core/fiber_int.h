@@ -25,6 +25,10 @@ void mc__fiber_ready(mc_fiber *f);
 /* Suspends the calling fiber; someone must hold f and resume it later. */
 void mc__fiber_yield(void);
 
+/* Runs fn(arg) on the loop's stack once f has finished and its stack is
+ * back in the pool: where the owner of a fiber sends its results on. */
+void mc__fiber_on_exit(mc_fiber *f, void (*fn)(void *), void *arg);
+
 /* Per-fiber user data, e.g. the request a handler serves. */
 void mc__fiber_set_data(mc_fiber *f, void *data);
 void *mc__fiber_data(mc_fiber *f);

@@ -1,0 +1,261 @@
+/* HTTP/1.1 request reader on llhttp. See h1_reader.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/h1_reader.h"
+
+enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
+
+static mc__h1_reader *R(llhttp_t *p) { return p->data; }
+
+static int fail(mc__h1_reader *r, int status, const char *reason) {
+  r->status = status;
+  r->reason = reason;
+  return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  R(p)->in_message = true;
+  return 0;
+}
+
+static int append_head(mc__h1_reader *r, const char *at, size_t len) {
+  if (mc_buf_append(&r->head, at, len) != 0)
+    return fail(r, 431, "request head too large");
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  mc__h1_reader *r = R(p);
+  if (r->last_cb != CB_URL) {
+    r->target_off = (uint32_t)r->head.len;
+    r->last_cb = CB_URL;
+  }
+  r->target_len += (uint32_t)len;
+  return append_head(r, at, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  mc__h1_reader *r = R(p);
+  if (r->last_cb != CB_FIELD) {
+    if (r->nheaders >= r->limits.max_headers)
+      return fail(r, 431, "too many header fields");
+    mc__h1_span *s = &r->spans[r->nheaders++];
+    s->name_off = (uint32_t)r->head.len;
+    s->name_len = 0;
+    s->value_off = 0;
+    s->value_len = 0;
+    r->last_cb = CB_FIELD;
+  }
+  /* llhttp hands over "Host " for "Host : x"; RFC 9112 says reject. */
+  if (memchr(at, ' ', len) || memchr(at, '\t', len))
+    return fail(r, 400, "whitespace in a header field name");
+  r->spans[r->nheaders - 1].name_len += (uint32_t)len;
+  return append_head(r, at, len);
+}
+
+/* Bytes llhttp lets through in strict mode that we still refuse in a field
+ * value: controls other than horizontal tab (NUL, CR, LF, DEL...). */
+static bool value_bytes_ok(const char *at, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)at[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7F)
+      return false;
+  }
+  return true;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  mc__h1_reader *r = R(p);
+  if (!value_bytes_ok(at, len))
+    return fail(r, 400, "control character in a header value");
+  mc__h1_span *s = &r->spans[r->nheaders - 1];
+  if (r->last_cb != CB_VALUE) {
+    s->value_off = (uint32_t)r->head.len;
+    r->last_cb = CB_VALUE;
+  } else if (at != r->exec_start) {
+    /* A value continues only across reads; a second span inside one read
+     * means llhttp skipped a line break: an obsolete line fold. */
+    return fail(r, 400, "obsolete line folding in a header value");
+  }
+  s->value_len += (uint32_t)len;
+  return append_head(r, at, len);
+}
+
+static mc_slice trim_ows(mc_slice v) {
+  while (v.len && (v.ptr[0] == ' ' || v.ptr[0] == '\t')) {
+    v.ptr++;
+    v.len--;
+  }
+  while (v.len && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
+    v.len--;
+  return v;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  mc__h1_reader *r = R(p);
+  const char *base = r->head.ptr;
+  for (uint32_t i = 0; i < r->nheaders; i++) {
+    mc__h1_span *s = &r->spans[i];
+    r->headers[i].name = (mc_slice){base + s->name_off, s->name_len};
+    r->headers[i].value =
+        trim_ows((mc_slice){s->value_len ? base + s->value_off : "",
+                            s->value_len});
+  }
+  r->target = (mc_slice){base ? base + r->target_off : "", r->target_len};
+  r->method = mc_slice_cstr(llhttp_method_name(p->method));
+  r->http_major = p->http_major;
+  r->http_minor = p->http_minor;
+  if (p->http_major != 1)
+    return fail(r, 505, "only HTTP/1.0 and HTTP/1.1 are spoken here");
+  r->chunked = (p->flags & F_CHUNKED) != 0;
+  r->content_length =
+      (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
+  if (r->chunked && r->http_minor == 0)
+    return fail(r, 400, "chunked transfer coding is not HTTP/1.0");
+  mc_slice expect = mc__h1_reader_header(r, MC_LIT("expect"));
+  if (expect.ptr) {
+    if (!mc_slice_eq_nocase(expect, MC_LIT("100-continue")))
+      return fail(r, 417, "only Expect: 100-continue is supported");
+    r->expect_continue = r->http_minor >= 1;
+  }
+  if (r->target.len == 0)
+    return fail(r, 400, "empty request target");
+  r->event = MC_H1_HEAD;
+  return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  mc__h1_reader *r = R(p);
+  if (len > r->body_limit - r->body.len || r->body.len > r->body_limit)
+    return fail(r, 413, "request body too large");
+  if (mc_buf_append(&r->body, at, len) != 0)
+    return fail(r, 413, "request body too large");
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  R(p)->event = MC_H1_DONE;
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+int mc__h1_reader_init(mc__h1_reader *r, const mc__h1_limits *limits) {
+  memset(r, 0, sizeof *r);
+  r->limits = *limits;
+  r->spans = malloc(sizeof(mc__h1_span) * limits->max_headers);
+  r->headers = malloc(sizeof(mc__h1_header) * limits->max_headers);
+  if (!r->spans || !r->headers) {
+    mc__h1_reader_free(r);
+    return MC_ENOMEM;
+  }
+  llhttp_init(&r->parser, HTTP_REQUEST, &settings);
+  r->parser.data = r;
+  mc_buf_init(&r->head, limits->max_head);
+  mc_buf_init(&r->body, 0);
+  r->content_length = -1;
+  return 0;
+}
+
+void mc__h1_reader_free(mc__h1_reader *r) {
+  free(r->spans);
+  free(r->headers);
+  mc_buf_free(&r->head);
+  mc_buf_free(&r->body);
+  r->spans = NULL;
+  r->headers = NULL;
+}
+
+/* llhttp's error codes, mapped to the status a client should see. */
+static mc__h1_event parse_error(mc__h1_reader *r, llhttp_errno_t e) {
+  if (r->status)
+    return MC_H1_ERROR; /* set by one of our callbacks */
+  r->status = 400;
+  switch (e) {
+  case HPE_INVALID_METHOD:
+    r->reason = "invalid request method";
+    break;
+  case HPE_INVALID_VERSION:
+    r->status = 505;
+    r->reason = "unsupported HTTP version";
+    break;
+  case HPE_UNEXPECTED_CONTENT_LENGTH:
+    r->reason = "Content-Length together with Transfer-Encoding";
+    break;
+  case HPE_INVALID_CHUNK_SIZE:
+    r->reason = "invalid chunk size";
+    break;
+  case HPE_INVALID_CONTENT_LENGTH:
+    r->reason = "invalid or conflicting Content-Length";
+    break;
+  case HPE_INVALID_TRANSFER_ENCODING:
+    r->reason = "invalid Transfer-Encoding";
+    break;
+  case HPE_INVALID_HEADER_TOKEN:
+    r->reason = "invalid character in a header field";
+    break;
+  default:
+    r->reason = llhttp_get_error_reason(&r->parser);
+    if (!r->reason || !*r->reason)
+      r->reason = llhttp_errno_name(e);
+    break;
+  }
+  return MC_H1_ERROR;
+}
+
+mc__h1_event mc__h1_reader_feed(mc__h1_reader *r, const char *data,
+                                size_t len, size_t *used) {
+  if (!data)
+    data = "";
+  r->event = MC_H1_MORE;
+  r->status = 0;
+  r->exec_start = data;
+  llhttp_errno_t e = llhttp_execute(&r->parser, data, len);
+  if (e == HPE_OK) {
+    *used = len;
+    return MC_H1_MORE;
+  }
+  if (e == HPE_PAUSED) {
+    const char *pos = llhttp_get_error_pos(&r->parser);
+    *used = pos ? (size_t)(pos - data) : len;
+    llhttp_resume(&r->parser);
+    return r->event;
+  }
+  *used = len;
+  return parse_error(r, e);
+}
+
+void mc__h1_reader_next(mc__h1_reader *r) {
+  mc_buf_reset(&r->head);
+  mc_buf_reset(&r->body);
+  if (r->body.cap > 64 * 1024)
+    mc_buf_free(&r->body); /* do not keep a large body's memory around */
+  r->target_off = r->target_len = 0;
+  r->nheaders = 0;
+  r->last_cb = CB_NONE;
+  r->content_length = -1;
+  r->chunked = false;
+  r->expect_continue = false;
+  r->body_limit = 0;
+  r->in_message = false;
+}
+
+bool mc__h1_reader_keep_alive(const mc__h1_reader *r) {
+  return llhttp_should_keep_alive(&r->parser) != 0;
+}
+
+mc_slice mc__h1_reader_header(const mc__h1_reader *r, mc_slice name) {
+  for (uint32_t i = 0; i < r->nheaders; i++)
+    if (mc_slice_eq_nocase(r->headers[i].name, name))
+      return r->headers[i].value;
+  return MC_SLICE_NULL;
+}
