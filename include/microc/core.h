@@ -21,21 +21,21 @@ extern "C" {
 /* ---- errors ----------------------------------------------------------- */
 
 /* One table gives the codes, their names and their messages. */
-#define MC_ERRNO_MAP(X)                                                       \
-  X(NOMEM, -1, "out of memory")                                               \
-  X(INVAL, -2, "invalid argument")                                            \
-  X(TOOBIG, -3, "input exceeds a limit")                                      \
-  X(PARSE, -4, "malformed input")                                             \
-  X(VALIDATION, -5, "input failed validation")                                \
-  X(NOTFOUND, -6, "not found")                                                \
-  X(TIMEDOUT, -7, "timed out")                                                \
-  X(IO, -8, "input/output error")                                             \
-  X(CLOSED, -9, "connection closed")                                          \
-  X(CANCELED, -10, "operation canceled")                                      \
-  X(STATE, -11, "operation not valid in this state")                          \
-  X(EXISTS, -12, "already exists")                                            \
-  X(UNSUPPORTED, -13, "not supported")                                        \
-  X(AGAIN, -14, "resource temporarily unavailable")                           \
+#define MC_ERRNO_MAP(X)                                                        \
+  X(NOMEM, -1, "out of memory")                                                \
+  X(INVAL, -2, "invalid argument")                                             \
+  X(TOOBIG, -3, "input exceeds a limit")                                       \
+  X(PARSE, -4, "malformed input")                                              \
+  X(VALIDATION, -5, "input failed validation")                                 \
+  X(NOTFOUND, -6, "not found")                                                 \
+  X(TIMEDOUT, -7, "timed out")                                                 \
+  X(IO, -8, "input/output error")                                              \
+  X(CLOSED, -9, "connection closed")                                           \
+  X(CANCELED, -10, "operation canceled")                                       \
+  X(STATE, -11, "operation not valid in this state")                           \
+  X(EXISTS, -12, "already exists")                                             \
+  X(UNSUPPORTED, -13, "not supported")                                         \
+  X(AGAIN, -14, "resource temporarily unavailable")                            \
   X(SYS, -15, "system call failed")
 
 enum mc_errno {

@@ -90,10 +90,10 @@ typedef struct mc_model {
   bool forbid_extra; /* unknown keys are errors ("extra_forbidden") */
 } mc_model;
 
-#define MC_ARRAY_OF(T)                                                        \
-  struct {                                                                    \
-    T *items;                                                                 \
-    size_t len;                                                               \
+#define MC_ARRAY_OF(T)                                                         \
+  struct {                                                                     \
+    T *items;                                                                  \
+    size_t len;                                                                \
   }
 
 /* ---- declaring -------------------------------------------------------- */
@@ -110,45 +110,47 @@ typedef struct mc_model {
 #define MC_MIN_ITEMS(n) MC_MIN_LEN(n)
 #define MC_MAX_ITEMS(n) MC_MAX_LEN(n)
 #define MC_PATTERN(re) .pattern = (re)
-#define MC_ENUM(...)                                                          \
-  .enum_values = (const char *const[]) { __VA_ARGS__, NULL }
+#define MC_ENUM(...)                                                           \
+  .enum_values = (const char *const[]) {                                       \
+    __VA_ARGS__, NULL                                                          \
+  }
 #define MC_DEFAULT(x) .has_default = true, .def_num = (double)(x)
 #define MC_DEFAULT_STR(s) .has_default = true, .def_str = (s)
 #define MC_DESC(s) .description = (s)
 #define MC_EXAMPLE(json) .example = (json)
 #define MC_FORMAT(f) .format = (f)
-#define MC_PRESENT(T, member)                                                 \
+#define MC_PRESENT(T, member)                                                  \
   .has_present = true, .present_offset = offsetof(T, member)
 
-#define MC__FIELD(T, member, ty, ...)                                         \
-  {.name = #member, .type = (ty), .offset = offsetof(T, member), __VA_ARGS__}
+#define MC__FIELD(T, member, ty, ...)                                          \
+  { .name = #member, .type = (ty), .offset = offsetof(T, member), __VA_ARGS__ }
 #define MC_STRING(T, member, ...) MC__FIELD(T, member, MC_T_STRING, __VA_ARGS__)
 #define MC_INT(T, member, ...) MC__FIELD(T, member, MC_T_INT, __VA_ARGS__)
 #define MC_NUMBER(T, member, ...) MC__FIELD(T, member, MC_T_NUMBER, __VA_ARGS__)
 #define MC_BOOL(T, member, ...) MC__FIELD(T, member, MC_T_BOOL, __VA_ARGS__)
-#define MC_OBJECT(T, member, M, ...)                                          \
+#define MC_OBJECT(T, member, M, ...)                                           \
   MC__FIELD(T, member, MC_T_OBJECT, .model = &M##_model, __VA_ARGS__)
-#define MC_ARRAY(T, member, ITEMS, ...)                                       \
+#define MC_ARRAY(T, member, ITEMS, ...)                                        \
   MC__FIELD(T, member, MC_T_ARRAY, .items = ITEMS, __VA_ARGS__)
 
 /* Item descriptions for MC_ARRAY, with their own constraints. */
-#define MC__ITEMS(ty, ...)                                                    \
+#define MC__ITEMS(ty, ...)                                                     \
   (&(const mc_field){.name = "", .type = (ty), __VA_ARGS__})
 #define MC_STRING_ITEMS(...) MC__ITEMS(MC_T_STRING, __VA_ARGS__)
 #define MC_INT_ITEMS(...) MC__ITEMS(MC_T_INT, __VA_ARGS__)
 #define MC_NUMBER_ITEMS(...) MC__ITEMS(MC_T_NUMBER, __VA_ARGS__)
 #define MC_BOOL_ITEMS(...) MC__ITEMS(MC_T_BOOL, __VA_ARGS__)
-#define MC_OBJECT_ITEMS(M, ...)                                               \
+#define MC_OBJECT_ITEMS(M, ...)                                                \
   MC__ITEMS(MC_T_OBJECT, .model = &M##_model, __VA_ARGS__)
 
 #define MC_MODEL_DECLARE(T) extern const mc_model T##_model
-#define MC_MODEL(T, ...)                                                      \
-  static const mc_field T##__fields[] = {__VA_ARGS__};                        \
-  const mc_model T##_model = {                                                \
-      .name = #T,                                                             \
-      .size = sizeof(T),                                                      \
-      .fields = T##__fields,                                                  \
-      .nfields = sizeof(T##__fields) / sizeof(T##__fields[0]),                \
+#define MC_MODEL(T, ...)                                                       \
+  static const mc_field T##__fields[] = {__VA_ARGS__};                         \
+  const mc_model T##_model = {                                                 \
+      .name = #T,                                                              \
+      .size = sizeof(T),                                                       \
+      .fields = T##__fields,                                                   \
+      .nfields = sizeof(T##__fields) / sizeof(T##__fields[0]),                 \
   }
 
 /* ---- errors ----------------------------------------------------------- */
@@ -173,6 +175,17 @@ MC_EXTERN int mc_model_errors_add(mc_model_errors *e, const char *loc_json,
                                   const char *msg, const char *type);
 /* Appends the list as a JSON array of {"loc","msg","type"} objects. */
 MC_EXTERN int mc_model_errors_json(const mc_model_errors *e, mc_buf *out);
+
+/* ---- checking --------------------------------------------------------- */
+
+/* Checks a declaration once, at start-up: field names present and unique,
+ * patterns that compile, enums only on strings, arrays with an item type,
+ * min not above max. Returns 0 or MC_EINVAL. mc_app_routes calls it for
+ * every model a route names.
+ *
+ * Patterns are JSON Schema patterns (unanchored); \d \w \s \D \W \S are
+ * understood and the rest is POSIX ERE. */
+MC_EXTERN int mc_model_check(const mc_model *m);
 
 /* ---- decoding --------------------------------------------------------- */
 

@@ -152,4 +152,6 @@ int mc_arena_cleanup_add(mc_arena *a, void (*fn)(void *), void *arg) {
   return 0;
 }
 
-size_t mc_arena_used(const mc_arena *a) { return a->handed_out; }
+size_t mc_arena_used(const mc_arena *a) {
+  return a->handed_out;
+}

@@ -65,7 +65,9 @@ int mc_buf_append_cstr(mc_buf *b, const char *s) {
   return mc_buf_append(b, s, strlen(s));
 }
 
-int mc_buf_append_char(mc_buf *b, char c) { return mc_buf_append(b, &c, 1); }
+int mc_buf_append_char(mc_buf *b, char c) {
+  return mc_buf_append(b, &c, 1);
+}
 
 int mc_buf_vappendf(mc_buf *b, const char *fmt, va_list ap) {
   va_list ap2;
@@ -202,4 +204,6 @@ void mc_buf_consume(mc_buf *b, size_t n) {
   b->ptr[b->len] = '\0';
 }
 
-mc_slice mc_buf_slice(const mc_buf *b) { return (mc_slice){b->ptr, b->len}; }
+mc_slice mc_buf_slice(const mc_buf *b) {
+  return (mc_slice){b->ptr, b->len};
+}

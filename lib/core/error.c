@@ -3,8 +3,8 @@
 
 const char *mc_err_name(int err) {
   switch (err) {
-#define MC__ERRNO_NAME(name, code, msg)                                       \
-  case code:                                                                  \
+#define MC__ERRNO_NAME(name, code, msg)                                        \
+  case code:                                                                   \
     return "MC_E" #name;
     MC_ERRNO_MAP(MC__ERRNO_NAME)
 #undef MC__ERRNO_NAME
@@ -16,8 +16,8 @@ const char *mc_err_name(int err) {
 
 const char *mc_strerror(int err) {
   switch (err) {
-#define MC__ERRNO_MSG(name, code, msg)                                        \
-  case code:                                                                  \
+#define MC__ERRNO_MSG(name, code, msg)                                         \
+  case code:                                                                   \
     return msg;
     MC_ERRNO_MAP(MC__ERRNO_MSG)
 #undef MC__ERRNO_MSG

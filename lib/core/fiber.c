@@ -94,7 +94,9 @@ static void ctx_make(ctx_t *c, char *stack_top, void (*entry)(void *),
 typedef ucontext_t ctx_t;
 static void (*boot_entry)(void *);
 static void *boot_arg;
-static void ctx_boot(void) { boot_entry(boot_arg); }
+static void ctx_boot(void) {
+  boot_entry(boot_arg);
+}
 static void ctx_make(ctx_t *c, char *stack_top, void (*entry)(void *),
                      void *arg, char *stack_bottom) {
   getcontext(c);
@@ -115,7 +117,7 @@ struct mc_fiber {
   void (*fn)(void *);
   void *arg;
   void *data;
-  char *map;    /* mmap'd region: guard page, then the stack */
+  char *map; /* mmap'd region: guard page, then the stack */
   size_t map_len;
   char *bottom; /* lowest usable stack byte */
   size_t size;  /* usable bytes */
@@ -153,6 +155,7 @@ static __thread sched *S;
  * overflow reads as one. The handler runs on its own signal stack. */
 static __thread char *guard_lo, *guard_hi;
 
+#ifndef MC_ASAN /* ASan reports stack overflows itself */
 static void on_segv(int sig, siginfo_t *si, void *uctx) {
   (void)uctx;
   char *addr = si->si_addr;
@@ -165,6 +168,7 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
   }
   signal(sig, SIG_DFL); /* the faulting instruction runs again and kills us */
 }
+#endif
 
 static void install_overflow_report(void) {
 #ifndef MC_ASAN /* ASan reports stack overflows itself */
@@ -202,9 +206,13 @@ int mc__sched_init(uv_loop_t *loop, size_t stack_size, unsigned max_pooled) {
   return 0;
 }
 
-static void fiber_unmap(mc_fiber *f) { munmap(f->map, f->map_len); }
+static void fiber_unmap(mc_fiber *f) {
+  munmap(f->map, f->map_len);
+}
 
-static void sched_free(uv_handle_t *h) { free(h->data); }
+static void sched_free(uv_handle_t *h) {
+  free(h->data);
+}
 
 void mc__sched_close(void) {
   sched *s = S;
@@ -220,9 +228,13 @@ void mc__sched_close(void) {
   uv_close((uv_handle_t *)&s->ready_idle, sched_free);
 }
 
-uv_loop_t *mc__sched_loop(void) { return S ? S->loop : NULL; }
+uv_loop_t *mc__sched_loop(void) {
+  return S ? S->loop : NULL;
+}
 
-mc_fiber *mc_fiber_current(void) { return S ? S->current : NULL; }
+mc_fiber *mc_fiber_current(void) {
+  return S ? S->current : NULL;
+}
 
 static void fiber_main(void *arg);
 
@@ -240,9 +252,9 @@ int mc__fiber_new(mc_fiber **out, void (*fn)(void *), void *arg) {
   } else {
     /* The fiber's own header lives at the top of its stack mapping. */
     size_t len = s->stack_size + s->page;
-    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                     -1, 0);
+    char *map =
+        mmap(NULL, len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
       return MC_ENOMEM;
     if (mprotect(map, s->page, PROT_NONE) != 0) {
@@ -369,12 +381,18 @@ void mc__fiber_on_exit(mc_fiber *f, void (*fn)(void *), void *arg) {
   f->on_exit_arg = arg;
 }
 
-void mc__fiber_set_data(mc_fiber *f, void *data) { f->data = data; }
-void *mc__fiber_data(mc_fiber *f) { return f->data; }
+void mc__fiber_set_data(mc_fiber *f, void *data) {
+  f->data = data;
+}
+void *mc__fiber_data(mc_fiber *f) {
+  return f->data;
+}
 
 /* ---- waiting ---------------------------------------------------------- */
 
-static void wake_fiber_close(uv_handle_t *h) { mc__fiber_resume(h->data); }
+static void wake_fiber_close(uv_handle_t *h) {
+  mc__fiber_resume(h->data);
+}
 static void wake_fiber_timer(uv_timer_t *t) {
   uv_close((uv_handle_t *)t, wake_fiber_close);
 }

@@ -6,7 +6,9 @@
 
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
 
-static mc__h1_reader *R(llhttp_t *p) { return p->data; }
+static mc__h1_reader *R(llhttp_t *p) {
+  return p->data;
+}
 
 static int fail(mc__h1_reader *r, int status, const char *reason) {
   r->status = status;
@@ -98,11 +100,11 @@ static int on_headers_complete(llhttp_t *p) {
   for (uint32_t i = 0; i < r->nheaders; i++) {
     mc__h1_span *s = &r->spans[i];
     r->headers[i].name = (mc_slice){base + s->name_off, s->name_len};
-    r->headers[i].value =
-        trim_ows((mc_slice){s->value_len ? base + s->value_off : "",
-                            s->value_len});
+    r->headers[i].value = trim_ows(
+        (mc_slice){s->value_len ? base + s->value_off : "", s->value_len});
   }
   r->target = (mc_slice){base ? base + r->target_off : "", r->target_len};
+  r->head_done = true; /* headers may be read from here on, even on error */
   r->method = mc_slice_cstr(llhttp_method_name(p->method));
   r->http_major = p->http_major;
   r->http_minor = p->http_minor;
@@ -212,8 +214,8 @@ static mc__h1_event parse_error(mc__h1_reader *r, llhttp_errno_t e) {
   return MC_H1_ERROR;
 }
 
-mc__h1_event mc__h1_reader_feed(mc__h1_reader *r, const char *data,
-                                size_t len, size_t *used) {
+mc__h1_event mc__h1_reader_feed(mc__h1_reader *r, const char *data, size_t len,
+                                size_t *used) {
   if (!data)
     data = "";
   r->event = MC_H1_MORE;
@@ -247,6 +249,9 @@ void mc__h1_reader_next(mc__h1_reader *r) {
   r->expect_continue = false;
   r->body_limit = 0;
   r->in_message = false;
+  r->head_done = false;
+  r->method = MC_SLICE_NULL;
+  r->target = MC_SLICE_NULL;
 }
 
 bool mc__h1_reader_keep_alive(const mc__h1_reader *r) {
@@ -254,6 +259,8 @@ bool mc__h1_reader_keep_alive(const mc__h1_reader *r) {
 }
 
 mc_slice mc__h1_reader_header(const mc__h1_reader *r, mc_slice name) {
+  if (!r->head_done)
+    return MC_SLICE_NULL;
   for (uint32_t i = 0; i < r->nheaders; i++)
     if (mc_slice_eq_nocase(r->headers[i].name, name))
       return r->headers[i].value;

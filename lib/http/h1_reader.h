@@ -49,14 +49,15 @@ typedef struct mc__h1_reader {
   int64_t content_length; /* -1 when absent */
   bool chunked;
   bool expect_continue;
+  bool head_done; /* headers, method and target are valid */
 
   mc_buf body;       /* whole request body, at most body_limit bytes */
   size_t body_limit; /* set by the owner at MC_H1_HEAD; 0 refuses any body */
 
-  int status;         /* MC_H1_ERROR: the status to answer with */
-  const char *reason; /* MC_H1_ERROR: why, for the problem detail */
-  bool in_message;    /* some bytes of a request have been seen */
-  mc__h1_event event; /* what the last callback reported */
+  int status;             /* MC_H1_ERROR: the status to answer with */
+  const char *reason;     /* MC_H1_ERROR: why, for the problem detail */
+  bool in_message;        /* some bytes of a request have been seen */
+  mc__h1_event event;     /* what the last callback reported */
   const char *exec_start; /* start of the bytes being parsed now */
 } mc__h1_reader;
 
@@ -65,8 +66,8 @@ int mc__h1_reader_init(mc__h1_reader *r, const mc__h1_limits *limits);
 void mc__h1_reader_free(mc__h1_reader *r);
 /* Parses data until an event. *used tells how many bytes were consumed;
  * the rest must be fed again (after handling the event). */
-mc__h1_event mc__h1_reader_feed(mc__h1_reader *r, const char *data,
-                                size_t len, size_t *used);
+mc__h1_event mc__h1_reader_feed(mc__h1_reader *r, const char *data, size_t len,
+                                size_t *used);
 /* After MC_H1_DONE: forget the request and get ready for the next one on
  * the same connection. */
 void mc__h1_reader_next(mc__h1_reader *r);

@@ -28,7 +28,9 @@ Test(arena, limit_refuses) {
 
 static int order[4];
 static int norder;
-static void note(void *arg) { order[norder++] = (int)(intptr_t)arg; }
+static void note(void *arg) {
+  order[norder++] = (int)(intptr_t)arg;
+}
 
 Test(arena, cleanups_run_in_reverse_on_reset) {
   mc_arena *a;

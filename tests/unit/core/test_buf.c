@@ -78,7 +78,8 @@ Test(slice, to_i64_edges) {
 }
 
 Test(slice, nocase) {
-  cr_assert(mc_slice_eq_nocase(MC_LIT("Content-Length"), MC_LIT("content-length")));
+  cr_assert(
+      mc_slice_eq_nocase(MC_LIT("Content-Length"), MC_LIT("content-length")));
   cr_assert_not(mc_slice_eq_nocase(MC_LIT("a"), MC_LIT("ab")));
 }
 

@@ -49,7 +49,9 @@ Test(fiber, switches_back_and_forth) {
   cr_assert_eq(st.pooled, 1);
 }
 
-static void noop(void *arg) { (*(int *)arg)++; }
+static void noop(void *arg) {
+  (*(int *)arg)++;
+}
 
 Test(fiber, stacks_are_pooled_and_bounded) {
   int n = 0;
@@ -64,8 +66,9 @@ Test(fiber, stacks_are_pooled_and_bounded) {
   cr_assert_eq(st.pooled, 4, "pool keeps at most max_pooled stacks");
   mc_fiber *again;
   cr_assert_eq(mc__fiber_new(&again, noop, &n), 0);
-  cr_assert(again == fs[7] || again == fs[6] || again == fs[5] || again == fs[4] ||
-            again == fs[3] || again == fs[2] || again == fs[1] || again == fs[0]);
+  cr_assert(again == fs[7] || again == fs[6] || again == fs[5] ||
+            again == fs[4] || again == fs[3] || again == fs[2] ||
+            again == fs[1] || again == fs[0]);
   mc__fiber_resume(again);
   mc_fiber_stats_get(&st);
   cr_assert_eq(st.created, 9);
@@ -160,7 +163,9 @@ Test(fiber, overflow_hits_guard_page, .signal = SIGSEGV)
   cr_assert_fail("overflow did not fault");
 }
 
-static void count_and_exit(void *arg) { (*(int *)arg)++; }
+static void count_and_exit(void *arg) {
+  (*(int *)arg)++;
+}
 
 Test(fiber, ten_thousand_fibers) {
   int n = 0;
@@ -168,4 +173,18 @@ Test(fiber, ten_thousand_fibers) {
     cr_assert_eq(mc_spawn(count_and_exit, &n), 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(n, 10000);
+}
+
+static void exit_note(void *arg) {
+  cr_assert_null(mc_fiber_current(), "exit hook runs on the loop stack");
+  (*(int *)arg) += 100;
+}
+
+Test(fiber, exit_hook_runs_after_finish) {
+  int n = 0;
+  mc_fiber *f;
+  mc__fiber_new(&f, count_and_exit, &n);
+  mc__fiber_on_exit(f, exit_note, &n);
+  mc__fiber_resume(f);
+  cr_assert_eq(n, 101);
 }

@@ -6,8 +6,12 @@
 static mc__h1_reader r;
 static const mc__h1_limits limits = {.max_head = 1024, .max_headers = 8};
 
-static void setup(void) { cr_assert_eq(mc__h1_reader_init(&r, &limits), 0); }
-static void teardown(void) { mc__h1_reader_free(&r); }
+static void setup(void) {
+  cr_assert_eq(mc__h1_reader_init(&r, &limits), 0);
+}
+static void teardown(void) {
+  mc__h1_reader_free(&r);
+}
 TestSuite(h1, .init = setup, .fini = teardown);
 
 /* Feeds s whole, handling HEAD by allowing body_limit bytes; returns the
@@ -30,8 +34,9 @@ static mc__h1_event run(const char *s, size_t len, size_t body_limit,
 #define RUN(lit, lim) run(lit, sizeof(lit) - 1, lim, NULL)
 
 Test(h1, simple_get) {
-  cr_assert_eq(RUN("GET /hello/x?a=1 HTTP/1.1\r\nHost: h\r\nX-A:  v \r\n\r\n", 0),
-               MC_H1_DONE);
+  cr_assert_eq(
+      RUN("GET /hello/x?a=1 HTTP/1.1\r\nHost: h\r\nX-A:  v \r\n\r\n", 0),
+      MC_H1_DONE);
   cr_assert(mc_slice_eq(r.method, MC_LIT("GET")));
   cr_assert(mc_slice_eq(r.target, MC_LIT("/hello/x?a=1")));
   cr_assert_eq(r.nheaders, 2);
@@ -65,7 +70,8 @@ Test(h1, byte_by_byte_split) {
 }
 
 Test(h1, pipelined_requests_come_one_at_a_time) {
-  const char req[] = "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+  const char req[] =
+      "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
   size_t used;
   cr_assert_eq(run(req, sizeof req - 1, 0, &used), MC_H1_DONE);
   cr_assert(mc_slice_eq(r.target, MC_LIT("/a")));
@@ -77,23 +83,28 @@ Test(h1, pipelined_requests_come_one_at_a_time) {
 }
 
 Test(h1, chunked_body) {
-  cr_assert_eq(RUN("POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                   "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 100),
-               MC_H1_DONE);
+  cr_assert_eq(
+      RUN("POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+          100),
+      MC_H1_DONE);
   cr_assert(r.chunked);
   cr_assert_str_eq(r.body.ptr, "hello world");
 }
 
 Test(h1, chunked_body_over_limit_is_413) {
-  cr_assert_eq(RUN("POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                   "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 8),
-               MC_H1_ERROR);
+  cr_assert_eq(
+      RUN("POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+          8),
+      MC_H1_ERROR);
   cr_assert_eq(r.status, 413);
 }
 
 Test(h1, head_reports_content_length_before_body) {
   size_t used;
-  const char req[] = "POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n";
+  const char req[] =
+      "POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n";
   cr_assert_eq(mc__h1_reader_feed(&r, req, sizeof req - 1, &used), MC_H1_HEAD);
   cr_assert_eq(r.content_length, 100000);
 }
@@ -107,7 +118,8 @@ Test(h1, expect_continue) {
 }
 
 Test(h1, unknown_expectation_is_417) {
-  cr_assert_eq(RUN("POST /e HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n", 0), MC_H1_ERROR);
+  cr_assert_eq(RUN("POST /e HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n", 0),
+               MC_H1_ERROR);
   cr_assert_eq(r.status, 417);
 }
 
@@ -117,12 +129,14 @@ Test(h1, http10_closes_by_default) {
 }
 
 Test(h1, http10_keep_alive_on_request) {
-  cr_assert_eq(RUN("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0), MC_H1_DONE);
+  cr_assert_eq(RUN("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0),
+               MC_H1_DONE);
   cr_assert(mc__h1_reader_keep_alive(&r));
 }
 
 Test(h1, connection_close) {
-  cr_assert_eq(RUN("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 0), MC_H1_DONE);
+  cr_assert_eq(RUN("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 0),
+               MC_H1_DONE);
   cr_assert_not(mc__h1_reader_keep_alive(&r));
 }
 
@@ -133,24 +147,35 @@ Test(h1, connection_close) {
   }
 
 BAD(content_length_with_transfer_encoding,
-    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400)
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: "
+    "chunked\r\n\r\n0\r\n\r\n",
+    400)
 BAD(differing_content_lengths,
-    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400)
-BAD(bad_chunk_size, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400)
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: "
+    "4\r\n\r\nabcd",
+    400)
+BAD(bad_chunk_size,
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+    "chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    400)
 BAD(obs_fold, "GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n two\r\n\r\n", 400)
 BAD(space_before_colon, "GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400)
 BAD(nul_in_value, "GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n", 400)
 BAD(cr_in_value, "GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n", 400)
-BAD(bare_lf_line_end_in_value_with_ctl, "GET / HTTP/1.1\r\nX-A: a\x01b\r\n\r\n", 400)
-BAD(negative_content_length, "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400)
+BAD(bare_lf_line_end_in_value_with_ctl, "GET / HTTP/1.1\r\nX-A: a\x01b\r\n\r\n",
+    400)
+BAD(negative_content_length, "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+    400)
 BAD(garbage_method, "G@T / HTTP/1.1\r\n\r\n", 400)
 BAD(http2_version, "GET / HTTP/2.0\r\n\r\n", 505)
 BAD(http09_request, "GET /\r\n\r\n", 505)
-BAD(chunked_in_http10, "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400)
+BAD(chunked_in_http10,
+    "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400)
 
 Test(h1, too_many_headers_is_431) {
   cr_assert_eq(RUN("GET / HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\n"
-                   "f: 1\r\ng: 1\r\nh: 1\r\ni: 1\r\n\r\n", 0),
+                   "f: 1\r\ng: 1\r\nh: 1\r\ni: 1\r\n\r\n",
+                   0),
                MC_H1_ERROR);
   cr_assert_eq(r.status, 431);
 }
@@ -172,7 +197,8 @@ Test(h1, big_header_value_is_431) {
 }
 
 Test(h1, body_with_zero_limit_is_413) {
-  cr_assert_eq(RUN("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 0), MC_H1_ERROR);
+  cr_assert_eq(RUN("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 0),
+               MC_H1_ERROR);
   cr_assert_eq(r.status, 413);
 }
 

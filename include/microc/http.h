@@ -1,0 +1,144 @@
+/* microc HTTP services: routes declared as a table, handlers that run on
+ * fibers, models that validate what comes in and document what goes out.
+ *
+ *   static int hello(mc_req *req) {
+ *     mc_slice name = mc_req_param(req, "name");
+ *     greeting out = {.message = ...};
+ *     return mc_res_model(req, 200, &greeting_model, &out);
+ *   }
+ *   static const mc_route routes[] = {
+ *     {"GET", "/hello/{name}", hello, .response = &greeting_model},
+ *   };
+ *   int main(int argc, char **argv) {
+ *     return mc_serve(&(mc_app_info){.name = "hello"}, routes,
+ *                     MC_COUNT(routes), argc, argv);
+ *   }
+ *
+ * Every service also answers /health/live, /health/ready, /metrics,
+ * /openapi.json and /docs. */
+#ifndef MICROC_HTTP_H
+#define MICROC_HTTP_H
+
+#include "microc/core.h"
+#include "microc/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MC_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct mc_app mc_app;
+typedef struct mc_req mc_req;
+
+/* A handler answers with one of the mc_res_* calls and returns 0. A
+ * negative return without an answer becomes a 500 problem. Handlers run on
+ * a fiber: they may call mc_sleep, mc_run_blocking and (later) outbound
+ * clients, which suspend only this request. */
+typedef int (*mc_handler)(mc_req *req);
+
+typedef struct mc_route {
+  const char *method; /* "GET", "POST", ... */
+  const char *path;   /* "/books/{id}": {name} matches one segment */
+  mc_handler handler;
+  const mc_model *params;   /* path parameters, decoded to mc_req_params */
+  const mc_model *query;    /* query parameters, decoded to mc_req_query */
+  const mc_model *body;     /* JSON body, decoded to mc_req_body */
+  const mc_model *response; /* documents the success response */
+  int status;               /* success status for the docs (200) */
+  size_t max_body;          /* bytes; 0: the app's default (1 MiB) */
+  const char *summary;
+  const char *description;
+  const char *tag;
+  bool hidden; /* left out of /openapi.json */
+} mc_route;
+
+/* Middleware: before runs in registration order ahead of validation and
+ * the handler; returning nonzero stops the chain (it must have answered).
+ * after runs in reverse order once the answer is known, before it is sent,
+ * also for answers given by before or by the framework (404, 422...). */
+typedef struct mc_middleware {
+  const char *name;
+  int (*before)(mc_req *req, void *ud);
+  void (*after)(mc_req *req, void *ud);
+  void *ud;
+} mc_middleware;
+
+typedef struct mc_app_info {
+  const char *name;        /* service name: logs, metrics, registry */
+  const char *version;     /* API version for OpenAPI ("0.1.0") */
+  const char *title;       /* OpenAPI title (defaults to name) */
+  const char *description; /* OpenAPI description */
+} mc_app_info;
+
+/* ---- apps ------------------------------------------------------------- */
+
+/* info's strings must outlive the app. MC_ENOMEM. */
+MC_EXTERN int mc_app_new(mc_app **out, const mc_app_info *info);
+MC_EXTERN void mc_app_free(mc_app *app);
+/* Adds routes; the array must outlive the app. MC_EINVAL for a malformed
+ * path or a duplicate method and path. */
+MC_EXTERN int mc_app_routes(mc_app *app, const mc_route *routes, size_t n);
+/* Adds middleware; mw must outlive the app. */
+MC_EXTERN int mc_app_use(mc_app *app, const mc_middleware *mw);
+/* Parses the standard flags (see --help), serves until SIGTERM or SIGINT,
+ * drains and returns the process exit code. */
+MC_EXTERN int mc_app_main(mc_app *app, int argc, char **argv);
+/* mc_app_new + mc_app_routes + mc_app_main + mc_app_free. */
+MC_EXTERN int mc_serve(const mc_app_info *info, const mc_route *routes,
+                       size_t n, int argc, char **argv);
+
+/* ---- requests --------------------------------------------------------- */
+
+/* Slices stay valid until the answer has been sent. */
+MC_EXTERN mc_slice mc_req_method(const mc_req *req);
+/* The path, without the query, as sent (percent-encoded). */
+MC_EXTERN mc_slice mc_req_path(const mc_req *req);
+MC_EXTERN mc_slice mc_req_query_string(const mc_req *req);
+/* First header with this name (case-insensitive), or {NULL,0}. */
+MC_EXTERN mc_slice mc_req_header(const mc_req *req, mc_slice name);
+/* A path parameter, percent-decoded, or {NULL,0}. */
+MC_EXTERN mc_slice mc_req_param(const mc_req *req, const char *name);
+/* A query parameter (first occurrence), percent-decoded, or {NULL,0}. */
+MC_EXTERN mc_slice mc_req_query_param(mc_req *req, const char *name);
+MC_EXTERN mc_slice mc_req_body_raw(const mc_req *req);
+/* Decoded and validated models of the route (NULL when not declared). */
+MC_EXTERN const void *mc_req_params(const mc_req *req);
+MC_EXTERN const void *mc_req_query(const mc_req *req);
+MC_EXTERN const void *mc_req_body(const mc_req *req);
+/* Memory that lives until the answer has been sent. */
+MC_EXTERN mc_arena *mc_req_arena(mc_req *req);
+MC_EXTERN const mc_route *mc_req_route(const mc_req *req);
+/* The request id (X-Request-Id, honoured or made) and W3C trace id. */
+MC_EXTERN mc_slice mc_req_id(const mc_req *req);
+MC_EXTERN mc_slice mc_req_trace_id(const mc_req *req);
+/* Per-request slot for middleware (one per middleware, by its pointer). */
+MC_EXTERN void mc_req_set_local(mc_req *req, const void *key, void *value);
+MC_EXTERN void *mc_req_local(const mc_req *req, const void *key);
+
+/* ---- answers ---------------------------------------------------------- */
+
+/* Each answers the request; answering twice returns MC_ESTATE. Bodies are
+ * copied. Return MC_ENOMEM or MC_ETOOBIG (answer over 64 MiB) on failure. */
+MC_EXTERN int mc_res_send(mc_req *req, int status, mc_slice content_type,
+                          mc_slice body);
+MC_EXTERN int mc_res_json(mc_req *req, int status, mc_slice json);
+MC_EXTERN int mc_res_model(mc_req *req, int status, const mc_model *m,
+                           const void *obj);
+/* RFC 9457 application/problem+json; title from the status. */
+MC_EXTERN int mc_res_problem(mc_req *req, int status, const char *detail);
+MC_EXTERN int mc_res_problemf(mc_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Adds a response header (copied). Call before answering or in an after
+ * middleware. */
+MC_EXTERN int mc_res_header(mc_req *req, mc_slice name, mc_slice value);
+MC_EXTERN bool mc_res_answered(const mc_req *req);
+MC_EXTERN int mc_res_status(const mc_req *req);
+
+/* The reason phrase of a status code ("Not Found"); "Unknown" otherwise. */
+MC_EXTERN const char *mc_http_reason(int status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,715 @@
+/* The HTTP/1.1 server: one libuv loop per worker thread, each with its own
+ * SO_REUSEPORT listener; connections read with a per-worker buffer, one
+ * request at a time (pipelined requests wait their turn, so answers leave in
+ * order); each request runs on a fiber.
+ *
+ * A connection moves IDLE -> HEAD -> BODY -> BUSY -> (WRITING) -> IDLE, or
+ * to LINGER (we said Connection: close: half-close, drain what the client
+ * still sends, then close) and CLOSED. One timer per connection enforces the
+ * idle, header, body and write timeouts. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+#include "http/server_int.h"
+#include "microc/log.h"
+
+/* ---- listening ---------------------------------------------------------- */
+
+int mc__parse_listen(const char *spec, struct sockaddr_storage *ss, char *host,
+                     size_t hostcap, int *port) {
+  const char *colon = strrchr(spec, ':');
+  if (!colon)
+    return MC_EINVAL;
+  size_t hl = (size_t)(colon - spec);
+  const char *h = spec;
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  if (hl == 0 || hl >= hostcap)
+    return MC_EINVAL;
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (*end || end == colon + 1 || p < 0 || p > 65535)
+    return MC_EINVAL;
+  *port = (int)p;
+  memset(ss, 0, sizeof *ss);
+  if (strcmp(host, "localhost") == 0)
+    strcpy(host, "127.0.0.1");
+  if (uv_ip4_addr(host, (int)p, (struct sockaddr_in *)ss) == 0)
+    return 0;
+  if (uv_ip6_addr(host, (int)p, (struct sockaddr_in6 *)ss) == 0)
+    return 0;
+  return MC_EINVAL;
+}
+
+static int listen_socket(struct sockaddr_storage *ss, int *port_io) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)*port_io);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)*port_io);
+  socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                           : sizeof(struct sockaddr_in6);
+  if (bind(fd, (struct sockaddr *)ss, len) != 0 || listen(fd, 4096) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  struct sockaddr_storage got;
+  socklen_t gl = sizeof got;
+  getsockname(fd, (struct sockaddr *)&got, &gl);
+  *port_io = ntohs(got.ss_family == AF_INET
+                       ? ((struct sockaddr_in *)&got)->sin_port
+                       : ((struct sockaddr_in6 *)&got)->sin6_port);
+  return fd;
+}
+
+/* ---- connections ----------------------------------------------------------
+ */
+
+static void conn_feed(mc__conn *c, const char *data, size_t len,
+                      bool from_pending);
+static void conn_close(mc__conn *c);
+static void conn_next(mc__conn *c);
+
+static uint64_t now_ms(mc__worker *w) {
+  return uv_now(&w->loop);
+}
+
+static void conn_arm(mc__conn *c, uint64_t ms);
+
+static void conn_set_state(mc__conn *c, int state) {
+  mc__worker *w = c->w;
+  c->state = state;
+  c->state_since = now_ms(w);
+  const mc__config *cfg = &w->srv->app->cfg;
+  switch (state) {
+  case C_IDLE:
+    conn_arm(c, cfg->idle_timeout_ms);
+    break;
+  case C_HEAD:
+    conn_arm(c, cfg->header_timeout_ms);
+    break;
+  case C_BODY:
+    conn_arm(c, cfg->body_timeout_ms);
+    break;
+  case C_WRITING:
+    conn_arm(c, cfg->write_timeout_ms);
+    break;
+  case C_LINGER:
+    conn_arm(c, 2000);
+    break;
+  default:
+    uv_timer_stop(&c->timer);
+    break;
+  }
+}
+
+static void conn_free_if_done(mc__conn *c) {
+  if (c->open_handles > 0 || c->fiber_running)
+    return;
+  mc__h1_reader_free(&c->rd);
+  mc_arena_free(c->arena);
+  mc_buf_free(&c->pending);
+  mc_buf_free(&c->out);
+  mc_buf_free(&c->res_body);
+  free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  mc__conn *c = h->data;
+  c->open_handles--;
+  conn_free_if_done(c);
+}
+
+static void conn_close(mc__conn *c) {
+  if (c->state == C_CLOSED)
+    return;
+  mc__worker *w = c->w;
+  c->state = C_CLOSED;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    w->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  w->nconns--;
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  if (w->draining && w->nconns == 0)
+    mc__worker_maybe_stop(w);
+}
+
+static void on_timer(uv_timer_t *t) {
+  mc__conn *c = t->data;
+  mc__worker *w = c->w;
+  const mc__config *cfg = &w->srv->app->cfg;
+  uint64_t now = now_ms(w);
+  switch (c->state) {
+  case C_BODY:
+    /* Progress pushes the deadline; a stalled body times out. */
+    if (now - c->last_read < cfg->body_timeout_ms) {
+      conn_arm(c, cfg->body_timeout_ms - (now - c->last_read));
+      return;
+    }
+    mc__conn_fail(c, 408, "request body not received in time");
+    return;
+  case C_HEAD:
+    mc__conn_fail(c, 408, "request head not received in time");
+    return;
+  default:
+    conn_close(c);
+    return;
+  }
+}
+
+static void conn_arm(mc__conn *c, uint64_t ms) {
+  uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  mc__conn *c = h->data;
+  buf->base = c->w->readbuf;
+  buf->len = sizeof c->w->readbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  mc__conn *c = s->data;
+  if (nread == 0)
+    return;
+  if (nread < 0) {
+    if (c->state == C_BUSY || c->state == C_WRITING) {
+      /* The client is gone; let the handler finish, then close. */
+      c->close_after = true;
+      uv_read_stop(s);
+      return;
+    }
+    conn_close(c);
+    return;
+  }
+  c->last_read = now_ms(c->w);
+  if (c->state == C_LINGER)
+    return; /* draining what the client still sends before we close */
+  conn_feed(c, buf->base, (size_t)nread, false);
+}
+
+static void conn_start_reading(mc__conn *c) {
+  if (!c->reading && c->state != C_CLOSED) {
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    c->reading = true;
+  }
+}
+
+static void conn_stop_reading(mc__conn *c) {
+  if (c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+  }
+}
+
+static void on_shutdown(uv_shutdown_t *r, int status) {
+  (void)status;
+  mc__conn *c = r->data;
+  if (c->state != C_CLOSED) {
+    conn_set_state(c, C_LINGER);
+    conn_start_reading(c);
+  }
+}
+
+static void conn_after_write(mc__conn *c) {
+  if (c->state == C_CLOSED)
+    return;
+  if (c->close_after) {
+    /* Half-close and drain, so unread request bytes do not turn our answer
+     * into a reset on the client's side. */
+    c->state = C_LINGER;
+    conn_stop_reading(c);
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+      conn_close(c);
+    else
+      conn_arm(c, 2000);
+    return;
+  }
+  conn_next(c);
+}
+
+static void on_write(uv_write_t *r, int status) {
+  mc__conn *c = r->data;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  conn_after_write(c);
+}
+
+/* Sends c->out then c->res_body (unless omit_body), then moves on. */
+void mc__conn_write(mc__conn *c, bool omit_body) {
+  uv_buf_t bufs[2] = {
+      uv_buf_init(c->out.ptr, (unsigned)c->out.len),
+      uv_buf_init(c->res_body.ptr, omit_body ? 0 : (unsigned)c->res_body.len)};
+  unsigned nb = bufs[1].len ? 2 : 1;
+  size_t total = bufs[0].len + bufs[1].len;
+  int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
+  if (n < 0 && n != UV_EAGAIN) {
+    conn_close(c);
+    return;
+  }
+  size_t done = n > 0 ? (size_t)n : 0;
+  if (done == total) {
+    conn_after_write(c);
+    return;
+  }
+  /* The socket is full: hand the rest to libuv. */
+  unsigned i = 0;
+  while (done >= bufs[i].len) {
+    done -= bufs[i].len;
+    i++;
+  }
+  bufs[i].base += done;
+  bufs[i].len -= (unsigned)done;
+  conn_set_state(c, C_WRITING);
+  c->wreq.data = c;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs + i, nb - i, on_write))
+    conn_close(c);
+}
+
+/* Readies the connection for its next request once an answer has left. */
+static void conn_next(mc__conn *c) {
+  if (c->driving) {
+    c->again = true;
+    return;
+  }
+  c->driving = true;
+  do {
+    c->again = false;
+    mc__h1_reader_next(&c->rd);
+    mc__req_reset(c);
+    if (c->w->draining) {
+      conn_close(c);
+      break;
+    }
+    conn_set_state(c, C_IDLE);
+    if (c->pending_off < c->pending.len) {
+      conn_feed(c, c->pending.ptr + c->pending_off,
+                c->pending.len - c->pending_off, true);
+    } else {
+      mc_buf_reset(&c->pending);
+      c->pending_off = 0;
+      conn_start_reading(c);
+    }
+  } while (c->again && c->state != C_CLOSED);
+  c->driving = false;
+}
+
+static void conn_dispatch(mc__conn *c);
+
+static void conn_feed(mc__conn *c, const char *data, size_t len,
+                      bool from_pending) {
+  while (c->state != C_CLOSED) {
+    if (c->state == C_IDLE) {
+      if (len == 0)
+        return;
+      conn_set_state(c, C_HEAD);
+      c->req.start_ns = mc_now_ns();
+    }
+    size_t used = 0;
+    mc__h1_event ev = mc__h1_reader_feed(&c->rd, data, len, &used);
+    data += used;
+    len -= used;
+    if (from_pending)
+      c->pending_off += used;
+    switch (ev) {
+    case MC_H1_MORE:
+      if (from_pending) { /* all pending consumed: back to the socket */
+        mc_buf_reset(&c->pending);
+        c->pending_off = 0;
+        conn_start_reading(c);
+      }
+      return;
+    case MC_H1_HEAD:
+      if (mc__conn_on_head(c) != 0)
+        return; /* answered (413, ...) and closing */
+      conn_set_state(c, C_BODY);
+      continue;
+    case MC_H1_ERROR:
+      mc__conn_fail(c, c->rd.status, c->rd.reason);
+      return;
+    case MC_H1_DONE:
+      conn_stop_reading(c);
+      if (!from_pending && len) {
+        /* Pipelined bytes wait in the connection until their turn. */
+        if (mc_buf_append(&c->pending, data, len) != 0) {
+          mc__conn_fail(c, 431, "too much pipelined data");
+          return;
+        }
+      }
+      conn_set_state(c, C_BUSY);
+      conn_dispatch(c);
+      return;
+    }
+  }
+}
+
+static void on_fiber_exit(void *arg) {
+  mc__conn *c = arg;
+  c->fiber_running = false;
+  c->w->in_flight--;
+  if (c->state == C_CLOSED) {
+    conn_free_if_done(c);
+    return;
+  }
+  mc__conn_respond(c);
+}
+
+static void fiber_main(void *arg) {
+  mc__req_run(arg);
+}
+
+static void conn_dispatch(mc__conn *c) {
+  mc_fiber *f;
+  mc__req_begin(c);
+  if (mc__fiber_new(&f, fiber_main, &c->req) != 0) {
+    mc__conn_fail(c, 503, "out of fibers");
+    return;
+  }
+  c->fiber_running = true;
+  c->w->in_flight++;
+  mc__fiber_set_data(f, &c->req);
+  mc__fiber_on_exit(f, on_fiber_exit, c);
+  mc__fiber_resume(f);
+}
+
+static void conn_new(mc__worker *w, int fd) {
+  const mc__config *cfg = &w->srv->app->cfg;
+  mc__conn *c = calloc(1, sizeof *c);
+  if (!c) {
+    close(fd);
+    return;
+  }
+  mc__h1_limits lim = {.max_head = cfg->max_head,
+                       .max_headers = cfg->max_headers};
+  if (mc__h1_reader_init(&c->rd, &lim) != 0 ||
+      mc_arena_new(&c->arena, 4096, 0) != 0) {
+    mc__h1_reader_free(&c->rd);
+    free(c);
+    close(fd);
+    return;
+  }
+  c->w = w;
+  uv_tcp_init(&w->loop, &c->tcp);
+  uv_timer_init(&w->loop, &c->timer);
+  c->open_handles = 2;
+  c->tcp.data = c;
+  c->timer.data = c;
+  if (uv_tcp_open(&c->tcp, fd) != 0) {
+    close(fd);
+    c->state = C_IDLE;
+    c->next = w->conns;
+    if (w->conns)
+      w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  mc_buf_init(&c->pending, 0);
+  mc_buf_init(&c->out, 0);
+  mc_buf_init(&c->res_body, MC__RES_BODY_LIMIT);
+  mc__req_init(c);
+  c->next = w->conns;
+  if (w->conns)
+    w->conns->prev = c;
+  w->conns = c;
+  w->nconns++;
+  w->accepted++;
+  conn_set_state(c, C_IDLE);
+  conn_start_reading(c);
+}
+
+/* ---- accepting -------------------------------------------------------- */
+
+static void on_listen_readable(uv_poll_t *p, int status, int events);
+
+static void on_backoff(uv_timer_t *t) {
+  mc__worker *w = t->data;
+  if (!w->draining && w->listen_fd >= 0)
+    uv_poll_start(&w->poll, UV_READABLE, on_listen_readable);
+}
+
+static void accept_some(mc__worker *w, int max) {
+  const mc__config *cfg = &w->srv->app->cfg;
+  for (int i = 0; i < max; i++) {
+    int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return;
+      /* Out of descriptors or memory: stop accepting for a moment instead
+       * of spinning; connections wait in the backlog. */
+      w->accept_errors++;
+      if (mc_log_enabled(MC_LOG_WARN) &&
+          now_ms(w) - w->last_accept_warn > 5000) {
+        w->last_accept_warn = now_ms(w);
+        MC_LOG(MC_LOG_WARN, "accept failed; backing off",
+               MC_LOG_CSTR("error", strerror(errno)),
+               MC_LOG_INT("worker", w->id));
+      }
+      uv_poll_stop(&w->poll);
+      uv_timer_start(&w->backoff, on_backoff, 100, 0);
+      return;
+    }
+    if (cfg->max_connections && w->nconns >= cfg->max_connections) {
+      close(fd);
+      w->rejected++;
+      continue;
+    }
+    conn_new(w, fd);
+  }
+}
+
+static void on_listen_readable(uv_poll_t *p, int status, int events) {
+  (void)events;
+  mc__worker *w = p->data;
+  if (status < 0)
+    return;
+  accept_some(w, 64);
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+static void update_date(mc__worker *w) {
+  time_t t = time(NULL);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  w->date_len =
+      strftime(w->date, sizeof w->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void on_tick(uv_timer_t *t) {
+  mc__worker *w = t->data;
+  update_date(w);
+  mc_fiber_stats_get(&w->fstats);
+}
+
+static void on_flush(uv_check_t *h) {
+  (void)h;
+  mc_log_flush();
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+void mc__worker_maybe_stop(mc__worker *w) {
+  if (w->draining && w->nconns == 0)
+    uv_stop(&w->loop);
+}
+
+static void on_drain_deadline(uv_timer_t *t) {
+  mc__worker *w = t->data;
+  if (w->nconns)
+    MC_LOG(MC_LOG_WARN, "shutdown deadline passed; closing connections",
+           MC_LOG_INT("worker", w->id), MC_LOG_INT("connections", w->nconns));
+  uv_stop(&w->loop);
+}
+
+static void on_wake(uv_async_t *a) {
+  mc__worker *w = a->data;
+  if (w->draining)
+    return;
+  w->draining = true;
+  /* Take what is already in our accept queue, then stop listening. */
+  if (w->listen_fd >= 0) {
+    accept_some(w, 1 << 20);
+    uv_poll_stop(&w->poll);
+    uv_timer_stop(&w->backoff);
+    close(w->listen_fd);
+    w->listen_fd = -1;
+  }
+  for (mc__conn *c = w->conns, *next; c; c = next) {
+    next = c->next;
+    if (c->state == C_IDLE)
+      conn_close(c);
+    else
+      c->close_after = true; /* answered with Connection: close */
+  }
+  uv_timer_start(&w->drain, on_drain_deadline,
+                 w->srv->app->cfg.shutdown_timeout_ms, 0);
+  mc__worker_maybe_stop(w);
+}
+
+static void worker_main(void *arg) {
+  mc__worker *w = arg;
+  mc__sched_init(&w->loop, (size_t)w->srv->app->cfg.fiber_stack_kb * 1024, 0);
+  mc_log_thread_buffered(true);
+  update_date(w);
+  mc_fiber_stats_get(&w->fstats);
+  uv_poll_init(&w->loop, &w->poll, w->listen_fd);
+  w->poll.data = w;
+  uv_poll_start(&w->poll, UV_READABLE, on_listen_readable);
+  uv_timer_init(&w->loop, &w->backoff);
+  w->backoff.data = w;
+  uv_timer_init(&w->loop, &w->tick);
+  w->tick.data = w;
+  uv_timer_start(&w->tick, on_tick, 1000, 1000);
+  uv_timer_init(&w->loop, &w->drain);
+  w->drain.data = w;
+  uv_check_init(&w->loop, &w->flush);
+  uv_check_start(&w->flush, on_flush);
+  uv_barrier_wait(&w->srv->ready);
+
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+
+  /* Stopped: close every handle, let the close callbacks run, and go. */
+  mc_log_flush();
+  for (mc__conn *c = w->conns, *next; c; c = next) {
+    next = c->next;
+    conn_close(c);
+  }
+  mc__sched_close();
+  uv_walk(&w->loop, close_walk, NULL);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  mc_log_thread_buffered(false);
+  if (w->listen_fd >= 0)
+    close(w->listen_fd);
+}
+
+/* ---- the server --------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *s, int signum) {
+  mc__server *srv = s->data;
+  if (srv->draining)
+    return;
+  MC_LOG(MC_LOG_INFO, "shutting down",
+         MC_LOG_CSTR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+  __atomic_store_n(&srv->draining, true, __ATOMIC_RELEASE);
+  for (int i = 0; i < srv->nworkers; i++)
+    uv_async_send(&srv->workers[i].wake);
+  uv_signal_stop(&srv->sigterm);
+  uv_signal_stop(&srv->sigint);
+}
+
+bool mc__server_draining(const mc_app *app) {
+  return app->server &&
+         __atomic_load_n(&app->server->draining, __ATOMIC_ACQUIRE);
+}
+
+int mc__server_run(mc_app *app) {
+  mc__config *cfg = &app->cfg;
+  mc__server *srv = calloc(1, sizeof *srv);
+  if (!srv)
+    return MC_ENOMEM;
+  srv->app = app;
+  app->server = srv;
+  struct sockaddr_storage ss;
+  int port;
+  if (mc__parse_listen(cfg->listen, &ss, srv->host, sizeof srv->host, &port)) {
+    MC_LOG(MC_LOG_ERROR, "bad --listen address",
+           MC_LOG_CSTR("listen", cfg->listen));
+    free(srv);
+    app->server = NULL;
+    return MC_EINVAL;
+  }
+  int n = cfg->workers > 0 ? cfg->workers : (int)uv_available_parallelism();
+  if (n < 1)
+    n = 1;
+  srv->workers = calloc((size_t)n, sizeof *srv->workers);
+  srv->nworkers = n;
+  int err = 0;
+  for (int i = 0; i < n; i++) {
+    mc__worker *w = &srv->workers[i];
+    w->srv = srv;
+    w->id = i;
+    w->listen_fd = -1;
+    int fd = listen_socket(&ss, &port);
+    if (fd < 0) {
+      MC_LOG(MC_LOG_ERROR, "cannot listen", MC_LOG_CSTR("listen", cfg->listen),
+             MC_LOG_CSTR("error", strerror(-fd)));
+      err = MC_ESYS;
+      break;
+    }
+    w->listen_fd = fd;
+    if (mc__metrics_worker_init(w) != 0) {
+      err = MC_ENOMEM;
+      break;
+    }
+  }
+  if (err) {
+    for (int i = 0; i < n; i++) {
+      if (srv->workers[i].listen_fd >= 0)
+        close(srv->workers[i].listen_fd);
+      mc__metrics_worker_free(&srv->workers[i]);
+    }
+    free(srv->workers);
+    free(srv);
+    app->server = NULL;
+    return err;
+  }
+  srv->port = port;
+
+  uv_loop_init(&srv->loop);
+  uv_signal_init(&srv->loop, &srv->sigterm);
+  uv_signal_init(&srv->loop, &srv->sigint);
+  srv->sigterm.data = srv->sigint.data = srv;
+  uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&srv->sigint, on_signal, SIGINT);
+  signal(SIGPIPE, SIG_IGN);
+  uv_barrier_init(&srv->ready, (unsigned)n + 1);
+  for (int i = 0; i < n; i++) {
+    mc__worker *w = &srv->workers[i];
+    uv_loop_init(&w->loop);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_thread_options_t opts = {.flags = UV_THREAD_HAS_STACK_SIZE,
+                                .stack_size = 256 * 1024};
+    uv_thread_create_ex(&w->thread, &opts, worker_main, w);
+  }
+  uv_barrier_wait(&srv->ready);
+  uv_barrier_destroy(&srv->ready);
+  int is6 = ss.ss_family == AF_INET6;
+  printf("listening on http://%s%s%s:%d\n", is6 ? "[" : "", srv->host,
+         is6 ? "]" : "", port);
+  fflush(stdout);
+  MC_LOG(MC_LOG_INFO, "listening", MC_LOG_CSTR("host", srv->host),
+         MC_LOG_INT("port", port), MC_LOG_INT("workers", n));
+
+  uv_run(&srv->loop, UV_RUN_DEFAULT);
+  /* The signal watcher stopped; wait for the workers to drain. */
+  for (int i = 0; i < n; i++)
+    uv_thread_join(&srv->workers[i].thread);
+  for (int i = 0; i < n; i++) {
+    uv_loop_close(&srv->workers[i].loop);
+    mc__metrics_worker_free(&srv->workers[i]);
+  }
+  uv_close((uv_handle_t *)&srv->sigterm, NULL);
+  uv_close((uv_handle_t *)&srv->sigint, NULL);
+  uv_run(&srv->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&srv->loop);
+  MC_LOG(MC_LOG_INFO, "stopped");
+  free(srv->workers);
+  free(srv);
+  app->server = NULL;
+  return 0;
+}

@@ -1,0 +1,89 @@
+/* Server, worker and connection state, shared by server.c (I/O) and
+ * request.c (what a request does). */
+#ifndef MICROC_SERVER_INT_H
+#define MICROC_SERVER_INT_H
+
+#include <sys/socket.h>
+
+#include "http/http_int.h"
+
+enum { C_IDLE, C_HEAD, C_BODY, C_BUSY, C_WRITING, C_LINGER, C_CLOSED };
+
+struct mc__metrics;
+
+struct mc__worker {
+  struct mc__server *srv;
+  int id;
+  uv_loop_t loop;
+  uv_thread_t thread;
+  int listen_fd;
+  uv_poll_t poll;
+  uv_timer_t backoff, tick, drain;
+  uv_async_t wake;
+  uv_check_t flush;
+  bool draining;
+  char date[40];
+  size_t date_len;
+  mc__conn *conns;
+  uint32_t nconns;
+  uint32_t in_flight;
+  uint64_t accepted, rejected, accept_errors, last_accept_warn;
+  mc_fiber_stats fstats;
+  struct mc__metrics *metrics;
+  char readbuf[65536];
+};
+
+typedef struct mc__server {
+  mc_app *app;
+  mc__worker *workers;
+  int nworkers;
+  uv_loop_t loop;
+  uv_signal_t sigterm, sigint;
+  uv_barrier_t ready;
+  bool draining;
+  char host[64];
+  int port;
+} mc__server;
+
+struct mc__conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  mc__worker *w;
+  mc__conn *prev, *next;
+  mc__h1_reader rd;
+  mc_arena *arena;
+  mc_req req;
+  mc_buf pending; /* pipelined bytes not parsed yet */
+  size_t pending_off;
+  mc_buf out;      /* status line and headers of the answer */
+  mc_buf res_body; /* body of the answer */
+  uv_write_t wreq;
+  uv_shutdown_t sreq;
+  int state;
+  uint64_t state_since, last_read;
+  int open_handles;
+  bool reading, fiber_running, close_after, driving, again;
+};
+
+int mc__parse_listen(const char *spec, struct sockaddr_storage *ss, char *host,
+                     size_t hostcap, int *port);
+void mc__conn_write(mc__conn *c, bool omit_body);
+void mc__worker_maybe_stop(mc__worker *w);
+
+/* request.c */
+void mc__req_init(mc__conn *c);
+void mc__req_begin(mc__conn *c);
+void mc__req_reset(mc__conn *c);
+/* Head parsed: routes, sets the body limit, answers 100-continue. Nonzero
+ * when it already answered (413) and the connection is closing. */
+int mc__conn_on_head(mc__conn *c);
+/* Answers a request that never reached a handler and closes afterwards. */
+void mc__conn_fail(mc__conn *c, int status, const char *detail);
+/* Serializes and sends the answer of the finished request. */
+void mc__conn_respond(mc__conn *c);
+
+/* metrics.c */
+int mc__metrics_worker_init(mc__worker *w);
+void mc__metrics_worker_free(mc__worker *w);
+
+#endif

@@ -1,0 +1,61 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "observe/trace.h"
+
+static bool lower_hex(const char *p, size_t n) {
+  bool nonzero = false;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      return false;
+    nonzero |= c != '0';
+  }
+  return nonzero;
+}
+
+static int hexval(char c) {
+  return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+int mc__trace_parse(mc_slice h, mc__trace *out) {
+  /* version(2) - trace(32) - parent(16) - flags(2) */
+  if (h.len < 55 || (h.len > 55 && h.ptr[55] != '-'))
+    return MC_EPARSE;
+  const char *p = h.ptr;
+  if (p[2] != '-' || p[35] != '-' || p[52] != '-')
+    return MC_EPARSE;
+  if (!lower_hex(p, 2) && !(p[0] == '0' && p[1] == '0'))
+    return MC_EPARSE;
+  if (p[0] == 'f' && p[1] == 'f') /* version ff is invalid */
+    return MC_EPARSE;
+  if (p[0] == '0' && p[1] == '0' && h.len != 55)
+    return MC_EPARSE;
+  if (!lower_hex(p + 3, 32) || !lower_hex(p + 36, 16))
+    return MC_EPARSE;
+  char f0 = p[53], f1 = p[54];
+  if (!((f0 >= '0' && f0 <= '9') || (f0 >= 'a' && f0 <= 'f')) ||
+      !((f1 >= '0' && f1 <= '9') || (f1 >= 'a' && f1 <= 'f')))
+    return MC_EPARSE;
+  memcpy(out->trace_id, p + 3, 32);
+  out->trace_id[32] = 0;
+  memcpy(out->parent_id, p + 36, 16);
+  out->parent_id[16] = 0;
+  out->flags = (uint8_t)(hexval(f0) * 16 + hexval(f1));
+  return 0;
+}
+
+void mc__trace_begin(mc_slice header, mc__trace *out) {
+  if (!header.len || mc__trace_parse(header, out) != 0) {
+    mc_rand_hex(out->trace_id, 16);
+    out->trace_id[32] = 0;
+    out->parent_id[0] = 0;
+    out->flags = 1; /* sampled: we log every request */
+  }
+  mc_rand_hex(out->span_id, 8);
+  out->span_id[16] = 0;
+}
+
+void mc__trace_format(const mc__trace *t, char out[56]) {
+  snprintf(out, 56, "00-%s-%s-%02x", t->trace_id, t->span_id, t->flags);
+}
