@@ -20,20 +20,28 @@ typedef struct mc_fiber mc_fiber;
 /* The fiber running on this thread, or NULL on a loop callback. */
 MC_EXTERN mc_fiber *mc_fiber_current(void);
 
-/* Suspends the calling fiber for ms milliseconds.
- * Returns 0, or MC_ESTATE when called outside a fiber. */
+/* Suspends the calling fiber for at least ms milliseconds; mc_sleep(0)
+ * lets the loop turn once. Returns 0, MC_ECANCELED when the fiber was
+ * canceled (the server is shutting down past its deadline), or MC_ESTATE
+ * when called outside a fiber. */
 MC_EXTERN int mc_sleep(uint64_t ms);
 
 /* Runs fn(arg) on libuv's thread pool and suspends the calling fiber until
  * it has returned. fn must not touch the loop or the fiber's other state.
- * Returns 0, MC_ESTATE outside a fiber, MC_ESYS if the work could not be
- * queued. */
+ * Returns 0; MC_ECANCELED if the fiber was canceled before fn started (fn
+ * then never runs; once started it is always waited for); MC_ESTATE outside
+ * a fiber; MC_ESYS if the work could not be queued. */
 MC_EXTERN int mc_run_blocking(void (*fn)(void *arg), void *arg);
 
 /* Starts fn(arg) on a new fiber of this thread's scheduler. It begins
  * running once the caller suspends or returns to the loop. Returns 0,
  * MC_ESTATE if this thread has no scheduler, MC_ENOMEM. */
 MC_EXTERN int mc_spawn(void (*fn)(void *arg), void *arg);
+
+/* Whether the calling fiber has been canceled: every wait it starts now
+ * returns MC_ECANCELED at once. Handlers that loop without waiting may
+ * check this to give up early. */
+MC_EXTERN bool mc_fiber_canceled(void);
 
 /* Counters for /metrics, for the calling thread's scheduler. */
 typedef struct mc_fiber_stats {

@@ -122,6 +122,10 @@ struct mc_fiber {
   char *bottom; /* lowest usable stack byte */
   size_t size;  /* usable bytes */
   bool done;
+  bool canceled;
+  /* While the fiber waits: how to end the wait early (mc__fiber_cancel). */
+  void (*cancel_fn)(void *);
+  void *cancel_arg;
   void (*on_exit)(void *);
   void *on_exit_arg;
   mc_fiber *next; /* pool or ready queue link */
@@ -273,6 +277,8 @@ int mc__fiber_new(mc_fiber **out, void (*fn)(void *), void *arg) {
   f->data = NULL;
   f->on_exit = NULL;
   f->done = false;
+  f->canceled = false;
+  f->cancel_fn = NULL;
   f->next = NULL;
 #if defined(__x86_64__)
   ctx_make(&f->ctx, (char *)f, fiber_main, f);
@@ -381,6 +387,30 @@ void mc__fiber_on_exit(mc_fiber *f, void (*fn)(void *), void *arg) {
   f->on_exit_arg = arg;
 }
 
+void mc__fiber_wait_begin(void (*cancel_fn)(void *), void *arg) {
+  mc_fiber *f = S->current;
+  f->cancel_fn = cancel_fn;
+  f->cancel_arg = arg;
+}
+
+void mc__fiber_wait_end(void) {
+  S->current->cancel_fn = NULL;
+}
+
+void mc__fiber_cancel(mc_fiber *f) {
+  if (f->done || f->canceled)
+    return;
+  f->canceled = true;
+  void (*fn)(void *) = f->cancel_fn;
+  f->cancel_fn = NULL;
+  if (fn)
+    fn(f->cancel_arg);
+}
+
+bool mc_fiber_canceled(void) {
+  return S && S->current && S->current->canceled;
+}
+
 void mc__fiber_set_data(mc_fiber *f, void *data) {
   f->data = data;
 }
@@ -397,18 +427,41 @@ static void wake_fiber_timer(uv_timer_t *t) {
   uv_close((uv_handle_t *)t, wake_fiber_close);
 }
 
+static void cancel_sleep(void *arg) {
+  uv_timer_t *t = arg;
+  uv_timer_stop(t);
+  uv_close((uv_handle_t *)t, wake_fiber_close);
+}
+
 int mc_sleep(uint64_t ms) {
   sched *s = S;
   if (!s || !s->current)
     return MC_ESTATE;
-  /* The timer lives on this fiber's stack, which stays put while the fiber
-   * is suspended; we resume only after libuv has closed it. */
-  uv_timer_t t;
-  uv_timer_init(s->loop, &t);
-  t.data = s->current;
-  uv_timer_start(&t, wake_fiber_timer, ms, 0);
-  mc__fiber_yield();
-  return 0;
+  mc_fiber *f = s->current;
+  /* libuv's loop clock is coarse (it may lag by a few milliseconds), so
+   * check the precise clock on waking and sleep the rest: a sleep never
+   * ends early. */
+  uint64_t until = mc_now_ns() + ms * 1000000u;
+  for (;;) {
+    if (f->canceled)
+      return MC_ECANCELED;
+    uint64_t now = mc_now_ns();
+    if (now >= until && ms)
+      return 0;
+    uint64_t left = ms ? (until - now + 999999u) / 1000000u : 0;
+    /* The timer lives on this fiber's stack, which stays put while the
+     * fiber is suspended; we resume only after libuv has closed it. */
+    uv_timer_t t;
+    uv_update_time(s->loop);
+    uv_timer_init(s->loop, &t);
+    t.data = f;
+    uv_timer_start(&t, wake_fiber_timer, left, 0);
+    mc__fiber_wait_begin(cancel_sleep, &t);
+    mc__fiber_yield();
+    mc__fiber_wait_end();
+    if (!ms)
+      return f->canceled ? MC_ECANCELED : 0; /* mc_sleep(0): one loop turn */
+  }
 }
 
 typedef struct {
@@ -416,6 +469,7 @@ typedef struct {
   void (*fn)(void *);
   void *arg;
   mc_fiber *fiber;
+  int status;
 } blocking_job;
 
 static void blocking_work(uv_work_t *w) {
@@ -424,21 +478,32 @@ static void blocking_work(uv_work_t *w) {
 }
 
 static void blocking_done(uv_work_t *w, int status) {
-  (void)status;
   blocking_job *j = w->data;
+  j->status = status;
   mc__fiber_resume(j->fiber);
+}
+
+/* Work not yet started is taken off the queue; work already running on a
+ * pool thread cannot be interrupted and is waited for. */
+static void cancel_blocking(void *arg) {
+  blocking_job *j = arg;
+  uv_cancel((uv_req_t *)&j->req);
 }
 
 int mc_run_blocking(void (*fn)(void *), void *arg) {
   sched *s = S;
   if (!s || !s->current)
     return MC_ESTATE;
+  if (s->current->canceled)
+    return MC_ECANCELED;
   blocking_job j = {.fn = fn, .arg = arg, .fiber = s->current};
   j.req.data = &j;
   if (uv_queue_work(s->loop, &j.req, blocking_work, blocking_done) != 0)
     return MC_ESYS;
+  mc__fiber_wait_begin(cancel_blocking, &j);
   mc__fiber_yield();
-  return 0;
+  mc__fiber_wait_end();
+  return j.status == UV_ECANCELED ? MC_ECANCELED : 0;
 }
 
 int mc_spawn(void (*fn)(void *), void *arg) {

@@ -29,6 +29,16 @@ void mc__fiber_yield(void);
  * back in the pool: where the owner of a fiber sends its results on. */
 void mc__fiber_on_exit(mc_fiber *f, void (*fn)(void *), void *arg);
 
+/* Waiting primitives bracket their yield with these, giving a function
+ * that ends the wait early (it must arrange for the fiber to be resumed,
+ * once, as the normal wake-up would). */
+void mc__fiber_wait_begin(void (*cancel_fn)(void *), void *arg);
+void mc__fiber_wait_end(void);
+/* Marks f canceled and ends its current wait, if any: the waiting call
+ * returns MC_ECANCELED, and so does every later one. Safe from the loop
+ * and from another fiber of the same thread. */
+void mc__fiber_cancel(mc_fiber *f);
+
 /* Per-fiber user data, e.g. the request a handler serves. */
 void mc__fiber_set_data(mc_fiber *f, void *data);
 void *mc__fiber_data(mc_fiber *f);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http_int.h"
+#include "http/server_int.h"
 #include "microc/log.h"
 
 void mc__docs_free(mc_app *app);
@@ -315,6 +315,18 @@ int mc_app_main(mc_app *app, int argc, char **argv) {
     return 2;
   }
   mc_log_setup(app->info.name, level, strcmp(cfg->log_format, "json") == 0);
+  {
+    struct sockaddr_storage ss;
+    char host[64];
+    int port;
+    if (mc__parse_listen(cfg->listen, &ss, host, sizeof host, &port) != 0) {
+      fprintf(stderr,
+              "%s: bad --listen '%s': want HOST:PORT, e.g. "
+              "127.0.0.1:8000 or [::1]:0\n",
+              prog_name(argv[0]), cfg->listen);
+      return 2;
+    }
+  }
   if (cfg->max_head < 256 || cfg->max_headers < 1) {
     fprintf(stderr,
             "%s: --max-header-bytes must be at least 256 and "

@@ -123,6 +123,14 @@ static int on_headers_complete(llhttp_t *p) {
   }
   if (r->target.len == 0)
     return fail(r, 400, "empty request target");
+  /* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
+  unsigned hosts = 0;
+  for (uint32_t i = 0; i < r->nheaders; i++)
+    hosts += mc_slice_eq_nocase(r->headers[i].name, MC_LIT("host"));
+  if (hosts > 1)
+    return fail(r, 400, "more than one Host header");
+  if (hosts == 0 && r->http_minor >= 1)
+    return fail(r, 400, "HTTP/1.1 requests need a Host header");
   r->event = MC_H1_HEAD;
   return HPE_PAUSED;
 }

@@ -373,7 +373,9 @@ void mc__req_run(mc_req *req) {
   } else if (validate(req) == 0) {
     int rc = req->match.entry->route->handler(req);
     if (!req->answered) {
-      if (rc < 0)
+      if (rc == MC_ECANCELED)
+        mc_res_problem(req, 503, "the server is shutting down");
+      else if (rc < 0)
         mc_res_problemf(req, 500, "the handler failed: %s", mc_strerror(rc));
       else
         mc_res_problem(req, 500, "the handler returned without answering");

@@ -53,6 +53,27 @@ int mc__parse_listen(const char *spec, struct sockaddr_storage *ss, char *host,
   return MC_EINVAL;
 }
 
+/* SO_REUSEPORT lets our workers share a port, but it would equally let a
+ * second copy of the service started by the same user join the first and
+ * take half its traffic. A plain bind first tells whether anyone already
+ * listens there. */
+static int port_taken(struct sockaddr_storage *ss, int port) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+  socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                           : sizeof(struct sockaddr_in6);
+  int rc = bind(fd, (struct sockaddr *)ss, len) == 0 ? 0 : -errno;
+  close(fd);
+  return rc;
+}
+
 static int listen_socket(struct sockaddr_storage *ss, int *port_io) {
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -371,6 +392,7 @@ static void conn_feed(mc__conn *c, const char *data, size_t len,
 static void on_fiber_exit(void *arg) {
   mc__conn *c = arg;
   c->fiber_running = false;
+  c->fiber = NULL;
   c->w->in_flight--;
   if (c->state == C_CLOSED) {
     conn_free_if_done(c);
@@ -391,6 +413,7 @@ static void conn_dispatch(mc__conn *c) {
     return;
   }
   c->fiber_running = true;
+  c->fiber = f;
   c->w->in_flight++;
   mc__fiber_set_data(f, &c->req);
   mc__fiber_on_exit(f, on_fiber_exit, c);
@@ -527,12 +550,32 @@ void mc__worker_maybe_stop(mc__worker *w) {
     uv_stop(&w->loop);
 }
 
+/* Past the shutdown deadline: cancel what still runs, so handlers unwind
+ * through their own error paths and answer (503), and close connections
+ * that have no handler running. A second, short deadline then stops the
+ * loop whatever is left. */
 static void on_drain_deadline(uv_timer_t *t) {
   mc__worker *w = t->data;
-  if (w->nconns)
-    MC_LOG(MC_LOG_WARN, "shutdown deadline passed; closing connections",
+  if (w->past_deadline) {
+    MC_LOG(MC_LOG_WARN, "handlers did not finish after being canceled",
            MC_LOG_INT("worker", w->id), MC_LOG_INT("connections", w->nconns));
-  uv_stop(&w->loop);
+    uv_stop(&w->loop);
+    return;
+  }
+  w->past_deadline = true;
+  if (w->nconns)
+    MC_LOG(MC_LOG_WARN, "shutdown deadline passed; canceling requests",
+           MC_LOG_INT("worker", w->id), MC_LOG_INT("connections", w->nconns));
+  for (mc__conn *c = w->conns, *next; c; c = next) {
+    next = c->next;
+    if (c->fiber_running)
+      mc__fiber_cancel(c->fiber);
+    else
+      conn_close(c);
+  }
+  if (w->nconns)
+    uv_timer_start(&w->drain, on_drain_deadline, 1000, 0);
+  mc__worker_maybe_stop(w);
 }
 
 static void on_wake(uv_async_t *a) {
@@ -636,8 +679,22 @@ int mc__server_run(mc_app *app) {
   if (n < 1)
     n = 1;
   srv->workers = calloc((size_t)n, sizeof *srv->workers);
+  if (!srv->workers) {
+    free(srv);
+    app->server = NULL;
+    return MC_ENOMEM;
+  }
   srv->nworkers = n;
   int err = 0;
+  int taken = port ? port_taken(&ss, port) : 0;
+  if (taken) {
+    MC_LOG(MC_LOG_ERROR, "cannot listen", MC_LOG_CSTR("listen", cfg->listen),
+           MC_LOG_CSTR("error", strerror(-taken)));
+    free(srv->workers);
+    free(srv);
+    app->server = NULL;
+    return MC_ESYS;
+  }
   for (int i = 0; i < n; i++) {
     mc__worker *w = &srv->workers[i];
     w->srv = srv;

@@ -22,6 +22,7 @@ struct mc__worker {
   uv_async_t wake;
   uv_check_t flush;
   bool draining;
+  bool past_deadline; /* in-flight fibers have been canceled */
   char date[40];
   size_t date_len;
   mc__conn *conns;
@@ -57,6 +58,7 @@ struct mc__conn {
   size_t pending_off;
   mc_buf out;      /* status line and headers of the answer */
   mc_buf res_body; /* body of the answer */
+  mc_fiber *fiber; /* the request's, while fiber_running */
   uv_write_t wreq;
   uv_shutdown_t sreq;
   int state;

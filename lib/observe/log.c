@@ -58,8 +58,10 @@ void mc_log_flush(void) {
 }
 
 void mc_log_thread_buffered(bool on) {
-  if (!on)
+  if (!on) {
     mc_log_flush();
+    mc_buf_free(&tbuf); /* the thread may be about to end */
+  }
   buffered = on;
 }
 

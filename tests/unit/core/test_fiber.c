@@ -95,22 +95,73 @@ Test(fiber, float_state_survives_switch) {
 static uint64_t slept_ns;
 static void sleeper(void *arg) {
   uint64_t t0 = mc_now_ns();
-  cr_assert_eq(mc_sleep(20), 0);
+  cr_assert_eq(mc_sleep(300), 0);
   slept_ns = mc_now_ns() - t0;
   (*(int *)arg)++;
 }
 
 Test(fiber, sleep_suspends_fiber_not_thread) {
   int done = 0;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 5; i++)
     cr_assert_eq(mc_spawn(sleeper, &done), 0);
   uint64_t t0 = mc_now_ns();
   uv_run(&loop, UV_RUN_DEFAULT);
   uint64_t total = mc_now_ns() - t0;
-  cr_assert_eq(done, 3);
-  cr_assert_geq(slept_ns, 19 * 1000000ull);
-  /* three 20 ms sleeps overlapped: well under 3 x 20 ms */
-  cr_assert_lt(total, 55 * 1000000ull);
+  cr_assert_eq(done, 5);
+  cr_assert_geq(slept_ns, 300 * 1000000ull, "a sleep never ends early");
+  /* five 300 ms sleeps overlapped; in turn they would take 1.5 s */
+  cr_assert_lt(total, 1200 * 1000000ull);
+}
+
+static int cancel_rc, cancel_rc2;
+static uint64_t cancel_ns;
+static void long_sleeper(void *arg) {
+  uint64_t t0 = mc_now_ns();
+  cancel_rc = mc_sleep(60000);
+  cancel_ns = mc_now_ns() - t0;
+  cancel_rc2 = mc_sleep(1);
+  cr_assert(mc_fiber_canceled());
+}
+
+static void cancel_later(uv_timer_t *t) {
+  mc__fiber_cancel(t->data);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+Test(fiber, cancel_ends_a_sleep_and_every_later_wait) {
+  mc_fiber *f;
+  cr_assert_eq(mc__fiber_new(&f, long_sleeper, NULL), 0);
+  mc__fiber_resume(f);
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  t.data = f;
+  uv_timer_start(&t, cancel_later, 20, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(cancel_rc, MC_ECANCELED);
+  cr_assert_eq(cancel_rc2, MC_ECANCELED);
+  cr_assert_lt(cancel_ns, 30ull * 1000000000ull, "canceled, not timed out");
+}
+
+static bool blocking_ran;
+static int blocking_rc;
+static void mark_ran(void *arg) {
+  blocking_ran = true;
+}
+static void cancel_blocker(void *arg) {
+  blocking_rc = mc_run_blocking(mark_ran, NULL);
+}
+
+Test(fiber, cancel_of_blocking_work_says_whether_it_ran) {
+  mc_fiber *f;
+  cr_assert_eq(mc__fiber_new(&f, cancel_blocker, NULL), 0);
+  mc__fiber_resume(f);
+  mc__fiber_cancel(f);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  /* Either taken off the queue before it started, or run and waited for. */
+  if (blocking_rc == MC_ECANCELED)
+    cr_assert_not(blocking_ran);
+  else
+    cr_assert(blocking_rc == 0 && blocking_ran);
 }
 
 Test(fiber, sleep_outside_fiber_is_refused) {

@@ -135,7 +135,7 @@ Test(h1, http10_keep_alive_on_request) {
 }
 
 Test(h1, connection_close) {
-  cr_assert_eq(RUN("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 0),
+  cr_assert_eq(RUN("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 0),
                MC_H1_DONE);
   cr_assert_not(mc__h1_reader_keep_alive(&r));
 }
@@ -172,6 +172,15 @@ BAD(http09_request, "GET /\r\n\r\n", 505)
 BAD(chunked_in_http10,
     "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400)
 
+BAD(missing_host_in_http11, "GET / HTTP/1.1\r\nX-A: a\r\n\r\n", 400)
+BAD(two_host_headers, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400)
+BAD(two_host_headers_in_http10, "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
+    400)
+
+Test(h1, http10_needs_no_host) {
+  cr_assert_eq(RUN("GET / HTTP/1.0\r\n\r\n", 0), MC_H1_DONE);
+}
+
 Test(h1, too_many_headers_is_431) {
   cr_assert_eq(RUN("GET / HTTP/1.1\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\n"
                    "f: 1\r\ng: 1\r\nh: 1\r\ni: 1\r\n\r\n",
@@ -197,8 +206,9 @@ Test(h1, big_header_value_is_431) {
 }
 
 Test(h1, body_with_zero_limit_is_413) {
-  cr_assert_eq(RUN("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 0),
-               MC_H1_ERROR);
+  cr_assert_eq(
+      RUN("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx", 0),
+      MC_H1_ERROR);
   cr_assert_eq(r.status, 413);
 }
 

@@ -1,0 +1,229 @@
+/* kitchen: a service that exercises what hello does not, for the
+ * integration tests: typed path and query parameters, fibers that sleep,
+ * work on the thread pool, middleware, failing handlers, large answers and
+ * small body limits. */
+#include <microc/fiber.h>
+#include <microc/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* ---- models ------------------------------------------------------------ */
+
+typedef struct item_path {
+  int64_t id;
+} item_path;
+MC_MODEL(item_path, MC_INT(item_path, id, MC_REQUIRED, MC_MIN(1)));
+
+typedef struct item_query {
+  bool verbose;
+} item_query;
+MC_MODEL(item_query, MC_BOOL(item_query, verbose, MC_DEFAULT(false)));
+
+typedef struct item {
+  int64_t id;
+  bool verbose;
+} item;
+MC_MODEL(item, MC_INT(item, id, MC_REQUIRED), MC_BOOL(item, verbose));
+
+typedef struct search_query {
+  mc_slice q;
+  int64_t limit;
+  MC_ARRAY_OF(mc_slice) tags;
+  mc_slice sort;
+  double min_price;
+  bool has_min_price;
+} search_query;
+MC_MODEL(search_query, MC_STRING(search_query, q, MC_REQUIRED, MC_LEN(1, 50)),
+         MC_INT(search_query, limit, MC_MIN(1), MC_MAX(100), MC_DEFAULT(10)),
+         MC_ARRAY(search_query, tags, MC_STRING_ITEMS(MC_PATTERN("^[a-z]+$")),
+                  MC_MAX_ITEMS(5)),
+         MC_STRING(search_query, sort, MC_ENUM("asc", "desc"),
+                   MC_DEFAULT_STR("asc")),
+         MC_NUMBER(search_query, min_price, MC_MIN(0),
+                   MC_PRESENT(search_query, has_min_price)));
+
+typedef struct sleep_query {
+  int64_t ms;
+} sleep_query;
+MC_MODEL(sleep_query,
+         MC_INT(sleep_query, ms, MC_REQUIRED, MC_MIN(0), MC_MAX(60000)));
+
+typedef struct big_query {
+  int64_t kb;
+} big_query;
+MC_MODEL(big_query,
+         MC_INT(big_query, kb, MC_REQUIRED, MC_MIN(0), MC_MAX(32768)));
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static int get_item(mc_req *req) {
+  const item_path *p = mc_req_params(req);
+  const item_query *q = mc_req_query(req);
+  item out = {p->id, q->verbose};
+  return mc_res_model(req, 200, &item_model, &out);
+}
+
+static int search(mc_req *req) {
+  return mc_res_model(req, 200, &search_query_model, mc_req_query(req));
+}
+
+static int do_sleep(mc_req *req) {
+  const sleep_query *q = mc_req_query(req);
+  uint64_t t0 = mc_now_ns();
+  int err = mc_sleep((uint64_t)q->ms);
+  if (err)
+    return err;
+  char body[96];
+  int n = snprintf(body, sizeof body, "{\"slept_ms\":%lld,\"elapsed_ms\":%llu}",
+                   (long long)q->ms,
+                   (unsigned long long)((mc_now_ns() - t0) / 1000000));
+  return mc_res_json(req, 200, (mc_slice){body, (size_t)n});
+}
+
+typedef struct blocking_job {
+  int64_t ms;
+  uv_thread_t ran_on;
+} blocking_job;
+
+static void blocking_work(void *arg) {
+  blocking_job *j = arg;
+  usleep((useconds_t)(j->ms * 1000));
+  j->ran_on = uv_thread_self();
+}
+
+static int blocking(mc_req *req) {
+  const sleep_query *q = mc_req_query(req);
+  blocking_job j = {.ms = q->ms};
+  int err = mc_run_blocking(blocking_work, &j);
+  if (err)
+    return err;
+  uv_thread_t self = uv_thread_self();
+  bool other = !uv_thread_equal(&self, &j.ran_on);
+  return mc_res_json(req, 200,
+                     other ? MC_LIT("{\"other_thread\":true}")
+                           : MC_LIT("{\"other_thread\":false}"));
+}
+
+static int fail(mc_req *req) {
+  return MC_EIO;
+}
+
+static int silent(mc_req *req) {
+  return 0;
+}
+
+static int big(mc_req *req) {
+  const big_query *q = mc_req_query(req);
+  size_t n = (size_t)q->kb * 1024;
+  char *p = mc_arena_alloc(mc_req_arena(req), n ? n : 1);
+  if (!p)
+    return MC_ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    p[i] = (char)('a' + i % 26);
+  return mc_res_send(req, 200, MC_LIT("text/plain"), (mc_slice){p, n});
+}
+
+static int upload(mc_req *req) {
+  char body[64];
+  int n =
+      snprintf(body, sizeof body, "{\"bytes\":%zu}", mc_req_body_raw(req).len);
+  return mc_res_json(req, 200, (mc_slice){body, (size_t)n});
+}
+
+static int headers(mc_req *req) {
+  mc_slice ua = mc_req_header(req, MC_LIT("x-echo"));
+  return mc_res_send(req, 200, MC_LIT("text/plain"), ua);
+}
+
+/* A background fiber started by a handler outlives the request. */
+static _Atomic int spawned_done;
+
+static void background(void *arg) {
+  mc_sleep(50);
+  spawned_done++;
+}
+
+static int spawn(mc_req *req) {
+  int err = mc_spawn(background, NULL);
+  if (err)
+    return err;
+  return mc_res_json(req, 202, MC_LIT("{\"spawned\":true}"));
+}
+
+static int spawned(mc_req *req) {
+  char body[48];
+  int n = snprintf(body, sizeof body, "{\"done\":%d}", spawned_done);
+  return mc_res_json(req, 200, (mc_slice){body, (size_t)n});
+}
+
+/* Recurses until the fiber's guard page stops it. */
+static int deep(volatile char *prev, int n) {
+  volatile char pad[1024];
+  pad[0] = (char)n;
+  pad[1023] = prev ? prev[0] : 0;
+  return n > 1000000 ? pad[0] : deep(pad, n + 1) + pad[1023];
+}
+
+static int overflow(mc_req *req) {
+  if (!getenv("KITCHEN_ALLOW_OVERFLOW"))
+    return mc_res_problem(req, 403, "set KITCHEN_ALLOW_OVERFLOW to crash");
+  return deep(NULL, 0) ? MC_EIO : 0;
+}
+
+/* ---- middleware ------------------------------------------------------------
+ */
+
+static int block_before(mc_req *req, void *ud) {
+  if (mc_slice_eq(mc_req_header(req, MC_LIT("x-block")), MC_LIT("1"))) {
+    mc_res_problem(req, 403, "blocked by middleware");
+    return 1;
+  }
+  mc_req_set_local(req, ud, "seen");
+  return 0;
+}
+
+static void stamp_after(mc_req *req, void *ud) {
+  const char *seen = mc_req_local(req, ud);
+  mc_res_header(req, MC_LIT("X-Middleware"),
+                seen ? MC_LIT("before,after") : MC_LIT("after"));
+}
+
+static int mw_key;
+static const mc_middleware stamp = {"stamp", block_before, stamp_after,
+                                    &mw_key};
+
+static const mc_route routes[] = {
+    {"GET", "/items/{id}", get_item, .params = &item_path_model,
+     .query = &item_query_model, .response = &item_model, .tag = "items"},
+    {"GET", "/search", search, .query = &search_query_model,
+     .response = &search_query_model},
+    {"GET", "/sleep", do_sleep, .query = &sleep_query_model},
+    {"GET", "/blocking", blocking, .query = &sleep_query_model},
+    {"GET", "/fail", fail},
+    {"GET", "/silent", silent},
+    {"GET", "/big", big, .query = &big_query_model},
+    {"POST", "/upload", upload, .max_body = 1024},
+    {"PUT", "/upload", upload, .max_body = 4 << 20},
+    {"GET", "/headers", headers},
+    {"POST", "/spawn", spawn},
+    {"GET", "/spawn", spawned},
+    {"GET", "/overflow", overflow, .hidden = true},
+};
+
+int main(int argc, char **argv) {
+  mc_app *app;
+  mc_app_info info = {.name = "kitchen", .version = "0.0.1"};
+  if (mc_app_new(&app, &info) != 0)
+    return 1;
+  if (mc_app_routes(app, routes, MC_COUNT(routes)) != 0 ||
+      mc_app_use(app, &stamp) != 0) {
+    fprintf(stderr, "kitchen: bad route table\n");
+    return 1;
+  }
+  int rc = mc_app_main(app, argc, argv);
+  mc_app_free(app);
+  return rc;
+}

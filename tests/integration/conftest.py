@@ -1,0 +1,232 @@
+"""Fixtures for the integration tests: real binaries on loopback ports
+chosen at run time, talked to with requests and with raw sockets."""
+
+import json
+import os
+import pathlib
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN_DIR = pathlib.Path(os.environ.get("MICROC_BIN_DIR", ROOT / "build" / "bin"))
+TEST_BIN_DIR = pathlib.Path(
+    os.environ.get("MICROC_TEST_BIN_DIR", ROOT / "build" / "tests" / "bin"))
+SANITIZED = os.environ.get("MICROC_SANITIZED", "").lower() in ("1", "on", "true")
+# Sanitized binaries are several times slower; waits scale with this.
+SLOW = 4 if SANITIZED else 1
+
+
+def binary(name):
+    for d in (BIN_DIR, TEST_BIN_DIR):
+        p = d / name
+        if p.exists():
+            return str(p)
+    raise FileNotFoundError(f"{name} is not built (looked in {BIN_DIR} and {TEST_BIN_DIR})")
+
+
+class Service:
+    """A microc program started for real. Its stderr (JSON log lines) goes
+    to a file so tests can read what it logged."""
+
+    def __init__(self, name, *args, env=None, listen="127.0.0.1:0",
+                 preexec_fn=None, ready_timeout=10):
+        self.name = name
+        self.logfile = tempfile.NamedTemporaryFile(
+            prefix=f"microc-{name}-", suffix=".log", delete=False)
+        full_env = dict(os.environ)
+        full_env.pop("MICROC_LISTEN", None)
+        full_env.update(env or {})
+        cmd = [binary(name)]
+        if listen:
+            cmd += ["--listen", listen]
+        cmd += list(args)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=self.logfile, env=full_env,
+            preexec_fn=preexec_fn)
+        self.stdout = b""
+        self.port = None
+        deadline = time.monotonic() + ready_timeout * SLOW
+        while self.port is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise TimeoutError(f"{name} did not print its address: {self.log_text()}")
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                self.proc.wait(5)
+                raise RuntimeError(
+                    f"{name} exited with {self.proc.returncode}: {self.log_text()}")
+            self.stdout += chunk
+            for line in self.stdout.decode().splitlines():
+                if line.startswith("listening on http://"):
+                    self.port = int(line.rsplit(":", 1)[1])
+        self.host = "127.0.0.1"
+        self.url = f"http://{self.host}:{self.port}"
+
+    def log_text(self):
+        return pathlib.Path(self.logfile.name).read_text(errors="replace")
+
+    def logs(self):
+        """The JSON log lines written so far (the workers flush once per
+        loop turn, so wait a moment after the request before reading)."""
+        out = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def wait_log(self, pred, timeout=5):
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            for entry in self.logs():
+                if pred(entry):
+                    return entry
+            time.sleep(0.02)
+        raise AssertionError(f"no log line matched; log:\n{self.log_text()[-3000:]}")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Signals the process and waits; returns its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(f"{self.name} did not exit after {sig!r}")
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def check_clean_exit(self):
+        code = self.stop()
+        log = self.log_text()
+        assert "AddressSanitizer" not in log, log[-5000:]
+        assert "runtime error:" not in log, log[-5000:]  # UBSan
+        assert "LeakSanitizer" not in log, log[-5000:]
+        assert code == 0, f"{self.name} exited with {code}: {log[-3000:]}"
+
+
+@pytest.fixture
+def service():
+    """Starts services on demand; each is checked for a clean exit."""
+    started = []
+
+    def start(name, *args, **kw):
+        s = Service(name, *args, **kw)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.alive():
+            s.check_clean_exit()
+
+
+@pytest.fixture(scope="module")
+def hello():
+    s = Service("hello", "--workers", "2")
+    yield s
+    s.check_clean_exit()
+
+
+@pytest.fixture(scope="module")
+def kitchen():
+    s = Service("kitchen", "--workers", "2")
+    yield s
+    s.check_clean_exit()
+
+
+# ---- raw HTTP ---------------------------------------------------------------
+
+
+def connect(port, timeout=5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_until_closed(sock, timeout=5):
+    sock.settimeout(timeout * SLOW)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return data
+
+
+def exchange(port, data, timeout=5):
+    """Sends raw bytes, reads until the server closes (or timeout)."""
+    with connect(port) as s:
+        s.sendall(data)
+        return read_until_closed(s, timeout)
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (lowercase name, value)
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k == name.lower():
+                return v
+        return None
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers} {self.body[:200]!r}>"
+
+
+def parse_responses(data, head_requests=()):
+    """Splits a byte stream into HTTP/1.1 responses (Content-Length
+    framing, as microc answers). head_requests: indexes answered to HEAD."""
+    out = []
+    while data:
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            raise ValueError(f"incomplete response head: {data[:200]!r}")
+        head = data[:end].decode("latin-1").split("\r\n")
+        data = data[end + 4:]
+        _, status, reason = (head[0].split(" ", 2) + [""])[:3]
+        headers = []
+        for line in head[1:]:
+            k, v = line.split(":", 1)
+            headers.append((k.strip().lower(), v.strip()))
+        status = int(status)
+        n = 0
+        if status >= 200 and status not in (204, 304) and len(out) not in head_requests:
+            n = int(dict(headers).get("content-length", "0"))
+        out.append(Response(status, reason, headers, data[:n]))
+        data = data[n:]
+    return out
+
+
+def one_response(data):
+    rs = parse_responses(data)
+    assert len(rs) == 1, rs
+    return rs[0]
