@@ -20,8 +20,13 @@ build: bootstrap $(BUILD)/build.ninja
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
+# Until the bookstore lands, the main job is the hello example.
+RUN_LISTEN ?= 127.0.0.1:8000
 run: build
-	$(BUILD)/bin/hello --listen 127.0.0.1:8000 --name hello
+	@echo "make run: starting hello on http://$(RUN_LISTEN) (Ctrl-C stops it)"
+	@echo "  try: curl http://$(RUN_LISTEN)/hello/world"
+	@echo "       open http://$(RUN_LISTEN)/docs"
+	@exec $(BUILD)/bin/hello --listen $(RUN_LISTEN) --log-format text
 
 # The same suite built with AddressSanitizer and UBSan.
 test-sanitize: bootstrap

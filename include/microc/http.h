@@ -77,7 +77,8 @@ typedef struct mc_app_info {
 MC_EXTERN int mc_app_new(mc_app **out, const mc_app_info *info);
 MC_EXTERN void mc_app_free(mc_app *app);
 /* Adds routes; the array must outlive the app. MC_EINVAL for a malformed
- * path or a duplicate method and path. */
+ * path template or a model that fails mc_model_check, MC_EEXISTS for a
+ * second route with the same method and path shape, MC_ENOMEM. */
 MC_EXTERN int mc_app_routes(mc_app *app, const mc_route *routes, size_t n);
 /* Adds middleware; mw must outlive the app. */
 MC_EXTERN int mc_app_use(mc_app *app, const mc_middleware *mw);

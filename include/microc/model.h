@@ -142,16 +142,27 @@ typedef struct mc_model {
 #define MC_BOOL_ITEMS(...) MC__ITEMS(MC_T_BOOL, __VA_ARGS__)
 #define MC_OBJECT_ITEMS(M, ...)                                                \
   MC__ITEMS(MC_T_OBJECT, .model = &M##_model, __VA_ARGS__)
+/* Arrays of arrays: MC_ARRAY_ITEMS(MC_INT_ITEMS(), MC_MAX_ITEMS(3)) is an
+ * item that is itself an array of at most three integers. */
+#define MC_ARRAY_ITEMS(ITEMS, ...)                                             \
+  MC__ITEMS(MC_T_ARRAY, .items = ITEMS, __VA_ARGS__)
 
 #define MC_MODEL_DECLARE(T) extern const mc_model T##_model
-#define MC_MODEL(T, ...)                                                       \
+#define MC_MODEL(T, ...) MC_MODEL_WITH(T, (), __VA_ARGS__)
+/* MC_MODEL with model attributes in parentheses:
+ *   MC_MODEL_WITH(book, (.description = "A book", .forbid_extra = true),
+ *                 MC_STRING(book, title, MC_REQUIRED), ...);
+ * The model's schema name is the type's name; two different models with
+ * one name make the OpenAPI document fail to build at start-up. */
+#define MC_MODEL_WITH(T, ATTRS, ...)                                           \
   static const mc_field T##__fields[] = {__VA_ARGS__};                         \
-  const mc_model T##_model = {                                                 \
-      .name = #T,                                                              \
-      .size = sizeof(T),                                                       \
-      .fields = T##__fields,                                                   \
-      .nfields = sizeof(T##__fields) / sizeof(T##__fields[0]),                 \
-  }
+  const mc_model T##_model = {.name = #T,                                      \
+                              .size = sizeof(T),                               \
+                              .fields = T##__fields,                           \
+                              .nfields = sizeof(T##__fields) /                 \
+                                         sizeof(T##__fields[0]),               \
+                              MC__UNPAREN ATTRS}
+#define MC__UNPAREN(...) __VA_ARGS__
 
 /* ---- errors ----------------------------------------------------------- */
 
@@ -179,12 +190,15 @@ MC_EXTERN int mc_model_errors_json(const mc_model_errors *e, mc_buf *out);
 /* ---- checking --------------------------------------------------------- */
 
 /* Checks a declaration once, at start-up: field names present and unique,
- * patterns that compile, enums only on strings, arrays with an item type,
- * min not above max. Returns 0 or MC_EINVAL. mc_app_routes calls it for
- * every model a route names.
+ * patterns that compile, enums only on strings and not empty, examples that
+ * are JSON, arrays with an item type, min not above max. Returns 0,
+ * MC_EINVAL, or MC_ENOMEM. mc_app_routes calls it for every model a route
+ * names.
  *
- * Patterns are JSON Schema patterns (unanchored); \d \w \s \D \W \S are
- * understood and the rest is POSIX ERE. */
+ * Patterns are JSON Schema patterns (unanchored) and match characters, not
+ * bytes; \d \w \s \D \W \S and \t \n \r \f \v are understood, and the
+ * rest is POSIX ERE. What ERE cannot express faithfully (\x41, \p{L},
+ * lookarounds) is refused rather than mis-matched. */
 MC_EXTERN int mc_model_check(const mc_model *m);
 
 /* ---- decoding --------------------------------------------------------- */
@@ -196,8 +210,13 @@ MC_EXTERN int mc_model_check(const mc_model *m);
  * Returns 0 and sets *out; MC_EPARSE when the text is not JSON (one error of
  * type "json_invalid" is added, with the position in msg); MC_EVALIDATION
  * when the JSON does not fit the model (every violation is added; *out is
- * still set to the partly filled struct); MC_ETOOBIG when nesting is deeper
- * than 64; MC_ENOMEM. */
+ * still set to the partly filled struct); MC_ETOOBIG when the text nests
+ * deeper than 64 (one "json_invalid" error is added); MC_ENOMEM.
+ *
+ * JSON is read strictly: duplicate keys and NUL characters make it invalid;
+ * an integer field takes an integer or a number with no fraction, never a
+ * string or a bool; integers beyond 64 bits are validation errors of their
+ * field, not parse errors. */
 MC_EXTERN int mc_model_decode_json(const mc_model *m, mc_slice json,
                                    mc_arena *a, const char *where, void **out,
                                    mc_model_errors *errs);
@@ -205,8 +224,9 @@ MC_EXTERN int mc_model_decode_json(const mc_model *m, mc_slice json,
 /* Decodes string pairs (path or query parameters, form fields) into `obj`
  * (m->size bytes, zeroed by the caller). Values are coerced to each field's
  * type as FastAPI does: "12" for an int, "true"/"false"/"1"/"0"/"yes"/"no"/
- * "on"/"off" for a bool; repeated keys fill an array field. Keys not in the
- * model are ignored. Returns 0, MC_EVALIDATION (errors added), MC_ENOMEM. */
+ * "on"/"off" for a bool; repeated keys fill an array field, and for any other
+ * field the last one wins (as in FastAPI). Keys not in the model are
+ * ignored. Returns 0, MC_EVALIDATION (errors added), MC_ENOMEM. */
 MC_EXTERN int mc_model_decode_pairs(const mc_model *m, const mc_slice *keys,
                                     const mc_slice *values, size_t n,
                                     mc_arena *a, const char *where, void *obj,
@@ -215,8 +235,11 @@ MC_EXTERN int mc_model_decode_pairs(const mc_model *m, const mc_slice *keys,
 /* ---- encoding --------------------------------------------------------- */
 
 /* Appends obj as a JSON object in field order. Absent optional strings and
- * objects (NULL ptr / presence flag false) are written as null. Returns 0,
- * MC_ENOMEM or MC_ETOOBIG (buffer limit). */
+ * arrays (NULL ptr) and fields whose presence flag is false are written as
+ * null. Numbers are written in their shortest exact form, whole ones with a
+ * ".0" (2.0); infinities and NaN as null. Returns 0, MC_ENOMEM or
+ * MC_ETOOBIG (buffer limit, or nesting deeper than 64); on failure the
+ * buffer is left as it was. */
 MC_EXTERN int mc_model_encode_json(const mc_model *m, const void *obj,
                                    mc_buf *out);
 
@@ -230,7 +253,10 @@ MC_EXTERN int mc_field_schema_json(const mc_field *f, mc_buf *out);
 
 /* Calls fn for m and every model reachable from it, each once (depth first,
  * dependencies before dependents). `seen`/`nseen`/`cap` hold the models
- * already visited across calls so several roots share one list. */
+ * already visited across calls so several roots share one list. Returns
+ * the first nonzero fn result, MC_ETOOBIG when more than cap models are
+ * reachable, or MC_EEXISTS when two different models share a name (their
+ * schemas would collide under #/components/schemas). */
 MC_EXTERN int mc_model_walk(const mc_model *m, const mc_model **seen,
                             size_t *nseen, size_t cap,
                             int (*fn)(const mc_model *, void *), void *arg);

@@ -55,9 +55,11 @@ static const opt options[] = {
      "30s", "close a connection whose client stops reading the answer"},
     {"shutdown-timeout", "MICROC_SHUTDOWN_TIMEOUT", OPT_MS,
      O(shutdown_timeout_ms), "10s",
-     "on SIGTERM, how long in-flight requests may take to finish"},
+     "on SIGTERM, how long in-flight requests may take before they are "
+     "canceled"},
     {"max-connections", "MICROC_MAX_CONNECTIONS", OPT_INT, O(max_connections),
-     "10000", "open connections per worker; more are closed at once"},
+     "10000",
+     "open connections per worker; more are closed at once (0: no cap)"},
     {"fiber-stack", "MICROC_FIBER_STACK", OPT_BYTES, O(fiber_stack_kb), "0",
      "stack size of a handler's fiber (0: 256k, 1m under sanitizers)"},
     {"docs-dir", "MICROC_DOCS_DIR", OPT_STR, O(docs_dir), MICROC_SWAGGER_UI_DIR,
@@ -338,6 +340,14 @@ int mc_app_main(mc_app *app, int argc, char **argv) {
   if (err) {
     MC_LOG(MC_LOG_ERROR, "bad route table",
            MC_LOG_CSTR("error", mc_strerror(err)));
+    return 1;
+  }
+  if ((err = mc__openapi_prepare(app)) != 0) {
+    MC_LOG(MC_LOG_ERROR, "cannot build the OpenAPI document",
+           MC_LOG_CSTR("error", mc_strerror(err)),
+           MC_LOG_CSTR("hint", err == MC_EEXISTS
+                                   ? "two different models share a name"
+                                   : ""));
     return 1;
   }
   err = mc__server_run(app);

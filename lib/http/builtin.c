@@ -31,22 +31,26 @@ static int metrics(mc_req *req) {
   return err;
 }
 
+/* Built once, before the workers start, so a declaration that cannot be
+ * documented stops the service at start-up rather than at the first
+ * request for it. */
+int mc__openapi_prepare(mc_app *app) {
+  if (app->openapi)
+    return 0;
+  mc_buf b;
+  mc_buf_init(&b, 0);
+  int err = mc__openapi_build(app, &b);
+  if (err) {
+    mc_buf_free(&b);
+    return err;
+  }
+  app->openapi = b.ptr;
+  app->openapi_len = b.len;
+  return 0;
+}
+
 static int openapi(mc_req *req) {
   mc_app *app = req->app;
-  uv_mutex_lock(&app->lock);
-  if (!app->openapi) {
-    mc_buf b;
-    mc_buf_init(&b, 0);
-    if (mc__openapi_build(app, &b) == 0) {
-      app->openapi = b.ptr;
-      app->openapi_len = b.len;
-    } else {
-      mc_buf_free(&b);
-    }
-  }
-  uv_mutex_unlock(&app->lock);
-  if (!app->openapi)
-    return mc_res_problem(req, 500, "could not build the OpenAPI document");
   return mc_res_json(req, 200, (mc_slice){app->openapi, app->openapi_len});
 }
 

@@ -162,6 +162,9 @@ int mc__res_problem_errors(mc_req *req, int status, const char *detail,
 /* ---- built-ins --------------------------------------------------------- */
 
 int mc__builtin_routes(mc_app *app);
+/* Builds /openapi.json from the routes; MC_EEXISTS when two models share a
+ * name, MC_ETOOBIG past 256 models, MC_ENOMEM. */
+int mc__openapi_prepare(mc_app *app);
 /* Appends the Prometheus text for the whole server. */
 int mc__metrics_render(mc_app *app, mc_buf *out);
 /* Records a finished request in the calling worker's counters. */

@@ -1,5 +1,5 @@
 /* /openapi.json: an OpenAPI 3.1 document built from the route table and the
- * declared models, once, the first time it is asked for. */
+ * declared models, once, before the workers start. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -32,6 +32,19 @@ static uint32_t split(mc_slice path, mc_slice *segs, uint32_t max) {
   return n;
 }
 
+/* Parameter names are identifiers: they name model fields. */
+static bool ident(const char *p, size_t n) {
+  if (n == 0 || (p[0] >= '0' && p[0] <= '9'))
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_'))
+      return false;
+  }
+  return true;
+}
+
 int mc__router_add(mc__router *r, const mc_route *route, uint32_t index) {
   if (!route->path || route->path[0] != '/' || !route->method ||
       !route->handler)
@@ -56,7 +69,7 @@ int mc__router_add(mc__router *r, const mc_route *route, uint32_t index) {
   for (uint32_t i = 0; i < n; i++) {
     mc_slice s = segs[i];
     if (s.len >= 2 && s.ptr[0] == '{' && s.ptr[s.len - 1] == '}') {
-      if (++nparams > MC__MAX_PARAMS)
+      if (++nparams > MC__MAX_PARAMS || !ident(s.ptr + 1, s.len - 2))
         return MC_EINVAL;
       e->segs[i] = (mc__route_seg){{s.ptr + 1, s.len - 2}, true};
     } else {

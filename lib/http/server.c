@@ -8,6 +8,7 @@
  * still sends, then close) and CLOSED. One timer per connection enforces the
  * idle, header, body and write timeouts. */
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -532,6 +533,12 @@ static void on_tick(uv_timer_t *t) {
   mc__worker *w = t->data;
   update_date(w);
   mc_fiber_stats_get(&w->fstats);
+  /* glibc keeps what a burst of connections freed in this thread's arena;
+   * once the burst is over, hand it back so idle RSS stays small. */
+  if (w->accepted - w->accepted_at_trim >= 256 && w->nconns < 32) {
+    w->accepted_at_trim = w->accepted;
+    malloc_trim(64 * 1024);
+  }
 }
 
 static void on_flush(uv_check_t *h) {

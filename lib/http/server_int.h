@@ -29,6 +29,7 @@ struct mc__worker {
   uint32_t nconns;
   uint32_t in_flight;
   uint64_t accepted, rejected, accept_errors, last_accept_warn;
+  uint64_t accepted_at_trim;
   mc_fiber_stats fstats;
   struct mc__metrics *metrics;
   char readbuf[65536];

@@ -1,7 +1,7 @@
 /* Decoding into declared models: JSON bodies (through jansson) and string
  * pairs (path and query parameters). Every violation is reported, each
  * with its location, as FastAPI does; nothing stops at the first. */
-#include <errno.h>
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -55,10 +55,11 @@ static void fail(dec *d, const char *type, const char *fmt, ...) {
   mc_buf loc;
   mc_buf_init(&loc, 0);
   int err = mc_buf_append_char(&loc, '[');
-  if (!err)
+  if (!err && d->where)
     err = mc_buf_append_json_str(&loc, d->where, strlen(d->where));
   for (int i = 0; !err && i < d->npath; i++) {
-    err = mc_buf_append_char(&loc, ',');
+    if (i || d->where)
+      err = mc_buf_append_char(&loc, ',');
     if (err)
       break;
     if (d->path[i].key)
@@ -75,12 +76,40 @@ static void fail(dec *d, const char *type, const char *fmt, ...) {
   mc_buf_free(&loc);
 }
 
-/* A limit as people read it: integers without a decimal point. */
+/* Reports that the input nests deeper than the decoder follows, at the
+ * root as a JSON error, and stops decoding. */
+static void too_deep(dec *d) {
+  int npath = d->npath;
+  d->npath = 0;
+  fail(d, "json_invalid", "JSON decode error: nesting deeper than %d levels",
+       MC__MODEL_MAX_DEPTH);
+  d->npath = npath;
+  if (!d->fatal)
+    d->fatal = MC_ETOOBIG;
+}
+
+/* A limit as people read it: whole values without a decimal point, others
+ * in full (never rounded to six digits by %g). */
 static const char *limit_text(double x, char buf[40]) {
-  if (x == floor(x) && fabs(x) < 1e15)
+  if (x == floor(x) && fabs(x) < 1e17)
     snprintf(buf, 40, "%.0f", x);
   else
-    snprintf(buf, 40, "%g", x);
+    mc__number_text(x, buf);
+  return buf;
+}
+
+/* An integer field's bound, exactly as the comparison uses it. */
+static long double int_bound(double x) {
+  if (x == 0x1p63) /* MC_MAX(INT64_MAX) and friends, rounded up */
+    return (long double)INT64_MAX;
+  return (long double)x;
+}
+
+static const char *int_limit_text(double x, char buf[40]) {
+  if (x == floor(x) && fabs(x) <= 0x1p63)
+    snprintf(buf, 40, "%lld", (long long)mc__int_of_double(x));
+  else
+    mc__number_text(x, buf);
   return buf;
 }
 
@@ -90,23 +119,31 @@ static const char *plural(size_t n) {
 
 /* ---- checks shared by JSON and pairs ------------------------------------ */
 
+/* One error per value at most, as pydantic: the first failed constraint
+ * in the order length, pattern, enum. */
 static void check_string(dec *d, const mc_field *f, const char *s, size_t n) {
   if (f->has_min_len || f->has_max_len) {
     size_t chars = mc__utf8_len(s, n);
-    if (f->has_min_len && chars < f->min_len)
+    if (f->has_min_len && chars < f->min_len) {
       fail(d, "string_too_short", "String should have at least %zu character%s",
            f->min_len, plural(f->min_len));
-    if (f->has_max_len && chars > f->max_len)
+      return;
+    }
+    if (f->has_max_len && chars > f->max_len) {
       fail(d, "string_too_long", "String should have at most %zu character%s",
            f->max_len, plural(f->max_len));
+      return;
+    }
   }
   if (f->pattern) {
     const regex_t *re = mc__pattern_get(f->pattern);
     /* s is NUL-terminated (an arena copy) and holds no NUL (jansson and the
      * pairs decoder refuse them), so regexec sees the whole value. */
-    if (!re || regexec(re, s, 0, NULL, 0) != 0)
+    if (!re || !mc__pattern_match(re, s)) {
       fail(d, "string_pattern_mismatch", "String should match pattern '%s'",
            f->pattern);
+      return;
+    }
   }
   if (f->enum_values) {
     for (const char *const *e = f->enum_values; *e; e++)
@@ -154,17 +191,17 @@ static void check_int(dec *d, const mc_field *f, int64_t v) {
   long double x = (long double)v;
   char t[40];
   if (f->has_min &&
-      !(f->exclusive_min ? x > (long double)f->min : x >= (long double)f->min))
+      !(f->exclusive_min ? x > int_bound(f->min) : x >= int_bound(f->min)))
     fail(d, f->exclusive_min ? "greater_than" : "greater_than_equal",
          f->exclusive_min ? "Input should be greater than %s"
                           : "Input should be greater than or equal to %s",
-         limit_text(f->min, t));
+         int_limit_text(f->min, t));
   if (f->has_max &&
-      !(f->exclusive_max ? x < (long double)f->max : x <= (long double)f->max))
+      !(f->exclusive_max ? x < int_bound(f->max) : x <= int_bound(f->max)))
     fail(d, f->exclusive_max ? "less_than" : "less_than_equal",
          f->exclusive_max ? "Input should be less than %s"
                           : "Input should be less than or equal to %s",
-         limit_text(f->max, t));
+         int_limit_text(f->max, t));
 }
 
 static bool utf8_valid(const char *s, size_t n) {
@@ -215,7 +252,7 @@ static void set_default(const mc_field *f, void *dst) {
       *(mc_slice *)dst = mc_slice_cstr(f->def_str);
     break;
   case MC_T_INT:
-    *(int64_t *)dst = (int64_t)f->def_num;
+    *(int64_t *)dst = mc__int_of_double(f->def_num);
     break;
   case MC_T_NUMBER:
     *(double *)dst = f->def_num;
@@ -235,12 +272,13 @@ static void decode_value(dec *d, const mc_field *f, json_t *v, void *dst);
 
 static void decode_object(dec *d, const mc_model *m, json_t *v, char *base) {
   if (!json_is_object(v)) {
-    fail(d, "model_type",
+    /* the type FastAPI reports, as it validates with from_attributes */
+    fail(d, "model_attributes_type",
          "Input should be a valid dictionary or object to extract fields from");
     return;
   }
   if (d->depth >= MC__MODEL_MAX_DEPTH || d->npath >= MAX_PATH - 1) {
-    d->fatal = MC_ETOOBIG;
+    too_deep(d);
     return;
   }
   d->depth++;
@@ -297,7 +335,7 @@ static void decode_array(dec *d, const mc_field *f, json_t *v, mc__array *dst) {
          "List should have at least %zu item%s after validation, not %zu",
          f->min_len, plural(f->min_len), n);
   if (d->depth >= MC__MODEL_MAX_DEPTH || d->npath >= MAX_PATH - 1) {
-    d->fatal = MC_ETOOBIG;
+    too_deep(d);
     return;
   }
   size_t sz = mc__field_csize(f->items);
@@ -390,22 +428,128 @@ static void decode_value(dec *d, const mc_field *f, json_t *v, void *dst) {
   }
 }
 
+/* Whether arrays and objects in JSON text nest deeper than limit, counted
+ * without recursion. Strings are skipped; the text need not be valid, as
+ * jansson judges that afterwards. */
+static bool nests_deeper_than(const char *s, size_t n, int limit) {
+  int depth = 0;
+  bool in_str = false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (in_str) {
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit)
+        return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/* The double an integer token beyond 64 bits is read as: the nearest one,
+ * kept outside the int64 range (the nearest to -2^63-1 is -2^63 itself)
+ * and finite (a JSON number may have any number of digits). */
+static double wide_int_value(const char *s, size_t n) {
+  char *t = strndup(s, n);
+  double d = t ? strtod(t, NULL) : HUGE_VAL;
+  free(t);
+  if (!isfinite(d))
+    d = copysign(DBL_MAX, s[0] == '-' ? -1.0 : 1.0);
+  if (d == -0x1p63)
+    d = nextafter(d, -HUGE_VAL);
+  return d;
+}
+
+/* Copies JSON text with each integer that does not fit in 64 bits written
+ * as a real, so that jansson reads it (as a double) and the field that
+ * holds it gets a validation error, while every other integer keeps its
+ * exact value. Returns a malloc'd copy with its length, or NULL. */
+static char *widen_big_ints(const char *s, size_t n, size_t *outlen) {
+  mc_buf b;
+  mc_buf_init(&b, 0);
+  int err = mc_buf_reserve(&b, n + 16);
+  bool in_str = false;
+  size_t i = 0;
+  while (i < n && !err) {
+    char c = s[i];
+    bool digit = c >= '0' && c <= '9';
+    if (in_str || c == '"' || !(digit || c == '-')) {
+      size_t len = in_str && c == '\\' && i + 1 < n ? 2 : 1;
+      if (c == '"')
+        in_str = !in_str;
+      err = mc_buf_append(&b, s + i, len);
+      i += len;
+      continue;
+    }
+    /* a number token: -?digits(.digits)?([eE][+-]?digits)? */
+    size_t j = i + (c == '-');
+    while (j < n && s[j] >= '0' && s[j] <= '9')
+      j++;
+    bool integer = true;
+    if (j < n && s[j] == '.') {
+      integer = false;
+      for (j++; j < n && s[j] >= '0' && s[j] <= '9'; j++)
+        ;
+    }
+    if (j < n && (s[j] == 'e' || s[j] == 'E')) {
+      integer = false;
+      j += j + 1 < n && (s[j + 1] == '+' || s[j + 1] == '-') ? 2 : 1;
+      while (j < n && s[j] >= '0' && s[j] <= '9')
+        j++;
+    }
+    int64_t v;
+    if (integer && j > i + (c == '-') &&
+        mc_slice_to_i64((mc_slice){s + i, j - i}, &v) == MC_ETOOBIG)
+      err = mc_buf_appendf(&b, "%.17g", wide_int_value(s + i, j - i));
+    else
+      err = mc_buf_append(&b, s + i, j - i);
+    i = j;
+  }
+  if (err) {
+    mc_buf_free(&b);
+    return NULL;
+  }
+  *outlen = b.len;
+  return b.ptr;
+}
+
 int mc_model_decode_json(const mc_model *m, mc_slice json, mc_arena *a,
                          const char *where, void **out, mc_model_errors *errs) {
   dec d = {.a = a, .errs = errs, .where = where};
+  const char *text = json.ptr ? json.ptr : "";
+  size_t len = json.ptr ? json.len : 0;
+  size_t before = errs->len;
+  /* jansson recurses once per level, and handlers run on small fiber
+   * stacks: refuse deep text before it is parsed. */
+  if (nests_deeper_than(text, len, MC__MODEL_MAX_DEPTH)) {
+    too_deep(&d);
+    return d.fatal;
+  }
   json_error_t je;
-  const size_t flags = JSON_REJECT_DUPLICATES;
-  json_t *root = json_loadb(json.ptr ? json.ptr : "", json.len, flags, &je);
-  if (!root && json_error_code(&je) == json_error_numeric_overflow)
-    /* An integer beyond 64 bits is still JSON: read numbers as doubles so
-     * the field that holds it gets a proper validation error. */
-    root = json_loadb(json.ptr, json.len, flags | JSON_DECODE_INT_AS_REAL, &je);
+  const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
+  json_t *root = json_loadb(text, len, flags, &je);
+  if (!root && json_error_code(&je) == json_error_numeric_overflow) {
+    /* An integer beyond 64 bits is still JSON: the field that holds it
+     * gets a proper validation error. */
+    size_t wide_len;
+    char *wide = widen_big_ints(text, len, &wide_len);
+    if (!wide)
+      return MC_ENOMEM;
+    root = json_loadb(wide, wide_len, flags, &je);
+    free(wide);
+  }
   if (!root) {
     fail(&d, "json_invalid", "JSON decode error: %s (line %d, column %d)",
          je.text, je.line, je.column);
     return d.fatal ? d.fatal : MC_EPARSE;
   }
-  size_t before = errs->len;
   void *obj = mc_arena_calloc(a, m->size ? m->size : 1);
   if (!obj) {
     json_decref(root);
@@ -463,18 +607,21 @@ static void coerce(dec *d, const mc_field *f, mc_slice s, void *dst) {
     return;
   }
   case MC_T_NUMBER: {
-    char buf[64];
     double v = 0;
-    bool ok = s.len > 0 && s.len < sizeof buf;
+    char c0 = s.len ? s.ptr[0] : 0;
+    /* strtod also skips leading white space and reads hex, "nan" and
+     * "inf"; a number here is decimal and finite. */
+    bool ok = (c0 >= '0' && c0 <= '9') || c0 == '-' || c0 == '+' || c0 == '.';
+    if (ok && (memchr(s.ptr, 'x', s.len) || memchr(s.ptr, 'X', s.len)))
+      ok = false;
     if (ok) {
-      memcpy(buf, s.ptr, s.len);
-      buf[s.len] = 0;
-      char *end;
-      errno = 0;
+      char *buf = mc_arena_strndup(d->a, s.ptr, s.len), *end;
+      if (!buf) {
+        d->fatal = MC_ENOMEM;
+        return;
+      }
       v = strtod(buf, &end);
-      /* strtod reads hex and "nan"; JSON Schema numbers are decimal */
-      ok = *end == 0 && isfinite(v) && !memchr(buf, 'x', s.len) &&
-           !memchr(buf, 'X', s.len) && buf[0] != ' ';
+      ok = *end == 0 && isfinite(v);
     }
     if (!ok) {
       fail(d, "float_parsing",
@@ -513,10 +660,12 @@ int mc_model_decode_pairs(const mc_model *m, const mc_slice *keys,
   for (size_t i = 0; i < m->nfields && !d.fatal; i++) {
     const mc_field *f = &m->fields[i];
     mc_slice name = mc_slice_cstr(f->name);
-    size_t count = 0, first = 0;
+    /* a repeated key fills an array; otherwise its last value counts, as
+     * with FastAPI (Starlette's query dict keeps the last) */
+    size_t count = 0, last = 0;
     for (size_t k = 0; k < n; k++)
-      if (mc_slice_eq(keys[k], name) && count++ == 0)
-        first = k;
+      if (mc_slice_eq(keys[k], name))
+        count++, last = k;
     push_key(&d, f->name, name.len);
     if (count == 0) {
       if (f->required)
@@ -527,10 +676,14 @@ int mc_model_decode_pairs(const mc_model *m, const mc_slice *keys,
       /* ?tag=a&tag=b fills an array, item by item */
       if (f->has_present)
         *(bool *)(base + f->present_offset) = true;
-      if (f->has_max_len && count > f->max_len)
+      if (f->has_max_len && count > f->max_len) {
+        /* as for JSON: say so and do not spend time on the items */
         fail(&d, "too_long",
              "List should have at most %zu item%s after validation, not %zu",
              f->max_len, plural(f->max_len), count);
+        pop(&d);
+        continue;
+      }
       if (f->has_min_len && count < f->min_len)
         fail(&d, "too_short",
              "List should have at least %zu item%s after validation, not %zu",
@@ -555,7 +708,7 @@ int mc_model_decode_pairs(const mc_model *m, const mc_slice *keys,
     } else {
       if (f->has_present)
         *(bool *)(base + f->present_offset) = true;
-      coerce(&d, f, values[first], base + f->offset);
+      coerce(&d, f, values[last], base + f->offset);
     }
     pop(&d);
   }

@@ -7,6 +7,8 @@
 static int encode_object(const mc_model *m, const char *base, mc_buf *b,
                          int depth);
 
+/* depth: how many arrays and objects enclose the value. At most
+ * MC__MODEL_MAX_DEPTH of them nest, as the decoder accepts. */
 static int encode_value(const mc_field *f, const char *p, mc_buf *b,
                         int depth) {
   switch (f->type) {
@@ -29,7 +31,7 @@ static int encode_value(const mc_field *f, const char *p, mc_buf *b,
   case MC_T_BOOL:
     return mc_buf_append_cstr(b, *(const bool *)p ? "true" : "false");
   case MC_T_OBJECT:
-    return encode_object(f->model, p, b, depth + 1);
+    return encode_object(f->model, p, b, depth);
   case MC_T_ARRAY: {
     const mc__array *a = (const mc__array *)p;
     if (!a->items)
@@ -53,7 +55,7 @@ static int encode_value(const mc_field *f, const char *p, mc_buf *b,
 
 static int encode_object(const mc_model *m, const char *base, mc_buf *b,
                          int depth) {
-  if (depth > MC__MODEL_MAX_DEPTH)
+  if (depth >= MC__MODEL_MAX_DEPTH)
     return MC_ETOOBIG;
   int err = mc_buf_append_char(b, '{');
   for (size_t i = 0; !err && i < m->nfields; i++) {
@@ -69,7 +71,7 @@ static int encode_object(const mc_model *m, const char *base, mc_buf *b,
     if (f->has_present && !*(const bool *)(base + f->present_offset))
       err = mc_buf_append_cstr(b, "null");
     else
-      err = encode_value(f, base + f->offset, b, depth);
+      err = encode_value(f, base + f->offset, b, depth + 1);
   }
   return err ? err : mc_buf_append_char(b, '}');
 }

@@ -1,0 +1,27 @@
+"""The prose stays true: the README's example is the hello source, and every
+flag the docs name is one the binary knows."""
+
+import re
+import subprocess
+
+from conftest import ROOT, binary
+
+
+def test_readme_example_is_the_hello_source():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```c\n(.*?)```", readme, re.S).group(1)
+    src = (ROOT / "examples" / "hello" / "main.c").read_text()
+    assert block == src[src.index("#include"):]
+
+
+def test_flags_in_the_docs_exist():
+    help_text = subprocess.run([binary("hello"), "--help"], capture_output=True,
+                               text=True, timeout=10).stdout
+    known = set(re.findall(r"--[a-z][a-z-]+", help_text))
+    for doc in ("README.md", "docs/operating.md", "docs/getting-started.md",
+                "docs/writing-a-service.md"):
+        text = (ROOT / doc).read_text()
+        for flag in set(re.findall(r"`[^`]*?(--[a-z][a-z-]+)", text)):
+            if flag in ("--output-on-failure",):
+                continue
+            assert flag in known, f"{doc} names {flag}, which hello --help does not list"
