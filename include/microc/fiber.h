@@ -43,6 +43,25 @@ MC_EXTERN int mc_spawn(void (*fn)(void *arg), void *arg);
  * check this to give up early. */
 MC_EXTERN bool mc_fiber_canceled(void);
 
+/* A queue of fibers waiting for something to happen on their thread (a
+ * change a blocking query waits for, say). Zero-initialize it; it must stay
+ * put while fibers wait on it, and only fibers of one thread may use it. */
+typedef struct mc_waitq {
+  void *head_, *tail_;
+} mc_waitq;
+
+#define MC_WAIT_FOREVER UINT64_MAX
+
+/* Suspends the calling fiber until a wake call reaches it or timeout_ms
+ * passes (MC_WAIT_FOREVER: no timeout). Returns 0 when woken, MC_ETIMEDOUT,
+ * MC_ECANCELED, or MC_ESTATE outside a fiber. */
+MC_EXTERN int mc_waitq_wait(mc_waitq *q, uint64_t timeout_ms);
+/* Wakes the longest waiter, or every waiter. Callable from fibers and loop
+ * callbacks of the queue's thread; the woken run once the caller yields. */
+MC_EXTERN void mc_waitq_wake_one(mc_waitq *q);
+MC_EXTERN void mc_waitq_wake_all(mc_waitq *q);
+MC_EXTERN bool mc_waitq_empty(const mc_waitq *q);
+
 /* Counters for /metrics, for the calling thread's scheduler. */
 typedef struct mc_fiber_stats {
   uint64_t created;  /* fibers started since the scheduler began */

@@ -21,6 +21,7 @@
 
 #include "microc/core.h"
 #include "microc/model.h"
+#include "microc/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -82,8 +83,51 @@ MC_EXTERN void mc_app_free(mc_app *app);
 MC_EXTERN int mc_app_routes(mc_app *app, const mc_route *routes, size_t n);
 /* Adds middleware; mw must outlive the app. */
 MC_EXTERN int mc_app_use(mc_app *app, const mc_middleware *mw);
-/* Parses the standard flags (see --help), serves until SIGTERM or SIGINT,
- * drains and returns the process exit code. */
+/* Adds options of the app's own to the command line (after the built-in
+ * ones; see microc/options.h). The table is copied; targets must outlive
+ * the app. MC_EEXISTS for a flag already known, MC_ETOOBIG past 64. */
+MC_EXTERN int mc_app_options(mc_app *app, const mc_option *opts, size_t n);
+/* Changes the default of a known option, built-in or the app's own, e.g.
+ * mc_app_default(app, "listen", "127.0.0.1:8500"). value must outlive the
+ * app. MC_ENOTFOUND for an unknown flag. */
+MC_EXTERN int mc_app_default(mc_app *app, const char *flag, const char *value);
+
+/* Lifecycle hooks, each optional, called in registration order (stop and
+ * worker_stop in reverse):
+ *  - start: main thread, after the flags are parsed and logging is set up,
+ *    before listening. A nonzero return stops the program (exit 1).
+ *  - worker_start: on each worker's thread, before it accepts; it may start
+ *    fibers there with mc_spawn (they are canceled when the worker stops).
+ *  - ready: on a fiber of the control loop (the main thread's), once every
+ *    worker accepts; it may wait (register with a registry, say).
+ *  - draining: on a fiber of the control loop when SIGTERM or SIGINT
+ *    arrives; /health/ready already answers 503 and the workers keep
+ *    serving until every draining hook has returned (at most the shutdown
+ *    timeout; past it they are canceled).
+ *  - worker_stop: on each worker's thread once it has stopped serving.
+ *  - stop: main thread, after every worker has stopped.
+ * The struct must outlive the app. MC_ETOOBIG past 8. */
+typedef struct mc_app_hooks {
+  int (*start)(mc_app *app, void *ud);
+  void (*worker_start)(mc_app *app, int worker, void *ud);
+  void (*ready)(mc_app *app, void *ud);
+  void (*draining)(mc_app *app, void *ud);
+  void (*worker_stop)(mc_app *app, int worker, void *ud);
+  void (*stop)(mc_app *app, void *ud);
+  void *ud;
+} mc_app_hooks;
+MC_EXTERN int mc_app_hooks_add(mc_app *app, const mc_app_hooks *h);
+
+/* The service name (--name, or the app's). */
+MC_EXTERN const char *mc_app_name(const mc_app *app);
+/* Where the app listens, once it does (from the ready hook on): the host
+ * and the port actually bound (port 0 resolved); NULL and 0 before. */
+MC_EXTERN const char *mc_app_host(const mc_app *app);
+MC_EXTERN int mc_app_port(const mc_app *app);
+MC_EXTERN int mc_app_worker_count(const mc_app *app);
+
+/* Parses the flags (see --help), serves until SIGTERM or SIGINT, drains
+ * and returns the process exit code. */
 MC_EXTERN int mc_app_main(mc_app *app, int argc, char **argv);
 /* mc_app_new + mc_app_routes + mc_app_main + mc_app_free. */
 MC_EXTERN int mc_serve(const mc_app_info *info, const mc_route *routes,

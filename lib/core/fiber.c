@@ -128,7 +128,8 @@ struct mc_fiber {
   void *cancel_arg;
   void (*on_exit)(void *);
   void *on_exit_arg;
-  mc_fiber *next; /* pool or ready queue link */
+  mc_fiber *next;                  /* pool or ready queue link */
+  mc_fiber *live_prev, *live_next; /* every fiber alive on the scheduler */
 #ifdef MC_ASAN
   void *fake_stack;
 #endif
@@ -145,6 +146,7 @@ typedef struct sched {
   uint64_t created;
   uint32_t running;
   mc_fiber *ready_head, *ready_tail;
+  mc_fiber *live;
   uv_idle_t ready_idle;
 #ifdef MC_ASAN
   void *main_fake_stack;
@@ -287,12 +289,23 @@ int mc__fiber_new(mc_fiber **out, void (*fn)(void *), void *arg) {
 #endif
   s->created++;
   s->running++;
+  f->live_prev = NULL;
+  f->live_next = s->live;
+  if (s->live)
+    s->live->live_prev = f;
+  s->live = f;
   *out = f;
   return 0;
 }
 
 static void fiber_release(sched *s, mc_fiber *f) {
   s->running--;
+  if (f->live_prev)
+    f->live_prev->live_next = f->live_next;
+  else
+    s->live = f->live_next;
+  if (f->live_next)
+    f->live_next->live_prev = f->live_prev;
   if (s->npooled < s->max_pooled) {
     f->next = s->pool;
     s->pool = f;
@@ -407,6 +420,19 @@ void mc__fiber_cancel(mc_fiber *f) {
     fn(f->cancel_arg);
 }
 
+void mc__sched_cancel_all(void) {
+  sched *s = S;
+  if (!s)
+    return;
+  /* Cancel functions never resume synchronously, so the list holds. */
+  for (mc_fiber *f = s->live; f; f = f->live_next)
+    mc__fiber_cancel(f);
+}
+
+uint32_t mc__sched_running(void) {
+  return S ? S->running : 0;
+}
+
 bool mc_fiber_canceled(void) {
   return S && S->current && S->current->canceled;
 }
@@ -504,6 +530,96 @@ int mc_run_blocking(void (*fn)(void *), void *arg) {
   mc__fiber_yield();
   mc__fiber_wait_end();
   return j.status == UV_ECANCELED ? MC_ECANCELED : 0;
+}
+
+/* ---- wait queues ------------------------------------------------------ */
+
+typedef struct waiter {
+  struct waiter *prev, *next;
+  mc_waitq *q;
+  mc_fiber *fiber;
+  uv_timer_t timer; /* every wake-up path ends by closing it */
+  int result;
+  bool queued;
+} waiter;
+
+static void waiter_unlink(waiter *w) {
+  mc_waitq *q = w->q;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    q->head_ = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    q->tail_ = w->prev;
+  w->queued = false;
+}
+
+/* A wake-up stops the timer and queues the fiber, so waiters resume in the
+ * order they were woken; the fiber closes the timer itself once it runs. */
+static void waiter_finish(waiter *w, int result) {
+  if (!w->queued)
+    return;
+  waiter_unlink(w);
+  w->result = result;
+  uv_timer_stop(&w->timer);
+  mc__fiber_ready(w->fiber);
+}
+
+static void waiter_closed(uv_handle_t *h) {
+  waiter *w = h->data;
+  mc__fiber_resume(w->fiber);
+}
+
+static void waiter_timeout(uv_timer_t *t) {
+  waiter_finish(t->data, MC_ETIMEDOUT);
+}
+
+static void waiter_cancel(void *arg) {
+  waiter_finish(arg, MC_ECANCELED);
+}
+
+int mc_waitq_wait(mc_waitq *q, uint64_t timeout_ms) {
+  sched *s = S;
+  if (!s || !s->current)
+    return MC_ESTATE;
+  if (s->current->canceled)
+    return MC_ECANCELED;
+  waiter w = {.q = q, .fiber = s->current, .queued = true};
+  w.prev = q->tail_;
+  if (q->tail_)
+    ((waiter *)q->tail_)->next = &w;
+  else
+    q->head_ = &w;
+  q->tail_ = &w;
+  uv_timer_init(s->loop, &w.timer);
+  w.timer.data = &w;
+  if (timeout_ms != MC_WAIT_FOREVER) {
+    uv_update_time(s->loop);
+    uv_timer_start(&w.timer, waiter_timeout, timeout_ms, 0);
+  }
+  mc__fiber_wait_begin(waiter_cancel, &w);
+  mc__fiber_yield();
+  mc__fiber_wait_end();
+  /* The timer lives in this frame: wait for libuv to let go of it. */
+  uv_close((uv_handle_t *)&w.timer, waiter_closed);
+  mc__fiber_yield();
+  return w.result;
+}
+
+void mc_waitq_wake_one(mc_waitq *q) {
+  if (q->head_)
+    waiter_finish(q->head_, 0);
+}
+
+void mc_waitq_wake_all(mc_waitq *q) {
+  while (q->head_)
+    waiter_finish(q->head_, 0);
+}
+
+bool mc_waitq_empty(const mc_waitq *q) {
+  return q->head_ == NULL;
 }
 
 int mc_spawn(void (*fn)(void *), void *arg) {

@@ -39,6 +39,14 @@ void mc__fiber_wait_end(void);
  * and from another fiber of the same thread. */
 void mc__fiber_cancel(mc_fiber *f);
 
+/* Cancels every fiber alive on this thread's scheduler (a stopping
+ * worker's background fibers); they unwind as their waits return
+ * MC_ECANCELED. mc__sched_running tells when they are all gone. Cancel
+ * functions (see mc__fiber_wait_begin) must not resume the fiber
+ * synchronously. */
+void mc__sched_cancel_all(void);
+uint32_t mc__sched_running(void);
+
 /* Per-fiber user data, e.g. the request a handler serves. */
 void mc__fiber_set_data(mc_fiber *f, void *data);
 void *mc__fiber_data(mc_fiber *f);

@@ -1,8 +1,5 @@
-/* Apps: routes, middleware, and the standard command line of a service.
- *
- * The options live in one table that gives the flag, its environment
- * variable, its default, its parsing and its --help line. Flags override
- * MICROC_* variables, which override defaults. */
+/* Apps: routes, middleware, hooks, and the standard command line of a
+ * service (an mc_option table: the built-in options, then the app's). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,153 +10,105 @@
 
 void mc__docs_free(mc_app *app);
 
-typedef enum { OPT_STR, OPT_INT, OPT_BYTES, OPT_MS, OPT_BOOL } opt_type;
+#define MC__MAX_OPTIONS 64
+#define MC__MAX_HOOKS 8
 
-typedef struct opt {
-  const char *flag; /* without the leading -- */
-  const char *env;
-  opt_type type;
-  size_t offset;
-  const char *def;
-  const char *help;
-} opt;
+/* The options every service has, aimed at the app's own config. */
+static int builtin_options(mc_app *app) {
+  mc__config *c = &app->cfg;
+  const mc_option opts[] = {
+      {"listen", "MICROC_LISTEN", MC_OPT_STR, &c->listen, "127.0.0.1:8000",
+       "HOST:PORT to listen on; port 0 picks a free port and prints it"},
+      {"workers", "MICROC_WORKERS", MC_OPT_INT, &c->workers, "0",
+       "worker threads, each with its own loop and listener (0: one per "
+       "core)",
+       0, 256},
+      {"name", "MICROC_NAME", MC_OPT_STR, &c->name, NULL,
+       "service name in logs, metrics and the registry (default: the "
+       "program's)"},
+      {"log-level", "MICROC_LOG_LEVEL", MC_OPT_STR, &c->log_level, "info",
+       "debug, info, warn, error or off"},
+      {"log-format", "MICROC_LOG_FORMAT", MC_OPT_STR, &c->log_format, "json",
+       "json (one object per line) or text"},
+      {"access-log", "MICROC_ACCESS_LOG", MC_OPT_BOOL, &c->access_log, "on",
+       "log every request (on or off)"},
+      {"max-body", "MICROC_MAX_BODY", MC_OPT_SIZE, &c->max_body, "1m",
+       "largest request body a route accepts unless it says otherwise"},
+      {"max-header-bytes", "MICROC_MAX_HEADER_BYTES", MC_OPT_SIZE, &c->max_head,
+       "16k", "largest request line plus headers (431 past it)"},
+      {"max-headers", "MICROC_MAX_HEADERS", MC_OPT_INT, &c->max_headers, "100",
+       "most header fields in a request (431 past it)", 1, 10000},
+      {"idle-timeout", "MICROC_IDLE_TIMEOUT", MC_OPT_DURATION,
+       &c->idle_timeout_ms, "60s",
+       "close a keep-alive connection idle this long"},
+      {"header-timeout", "MICROC_HEADER_TIMEOUT", MC_OPT_DURATION,
+       &c->header_timeout_ms, "10s",
+       "a request head must arrive whole within this (408)"},
+      {"body-timeout", "MICROC_BODY_TIMEOUT", MC_OPT_DURATION,
+       &c->body_timeout_ms, "10s",
+       "longest pause while a request body arrives (408)"},
+      {"write-timeout", "MICROC_WRITE_TIMEOUT", MC_OPT_DURATION,
+       &c->write_timeout_ms, "30s",
+       "close a connection whose client stops reading the answer"},
+      {"shutdown-timeout", "MICROC_SHUTDOWN_TIMEOUT", MC_OPT_DURATION,
+       &c->shutdown_timeout_ms, "10s",
+       "on SIGTERM, how long in-flight requests may take before they are "
+       "canceled"},
+      {"max-connections", "MICROC_MAX_CONNECTIONS", MC_OPT_INT,
+       &c->max_connections, "10000",
+       "open connections per worker; more are closed at once (0: no cap)", 0,
+       10000000},
+      {"fiber-stack", "MICROC_FIBER_STACK", MC_OPT_SIZE, &c->fiber_stack, "0",
+       "stack size of a handler's fiber (0: 256k, 1m under sanitizers)"},
+      {"docs-dir", "MICROC_DOCS_DIR", MC_OPT_STR, &c->docs_dir,
+       MICROC_SWAGGER_UI_DIR,
+       "directory with the Swagger UI files that /docs serves"},
+  };
+  return mc_app_options(app, opts, MC_COUNT(opts));
+}
 
-#define O(field) offsetof(mc__config, field)
-
-static const opt options[] = {
-    {"listen", "MICROC_LISTEN", OPT_STR, O(listen), "127.0.0.1:8000",
-     "HOST:PORT to listen on; port 0 picks a free port and prints it"},
-    {"workers", "MICROC_WORKERS", OPT_INT, O(workers), "0",
-     "worker threads, each with its own loop and listener (0: one per core)"},
-    {"name", "MICROC_NAME", OPT_STR, O(name), NULL,
-     "service name in logs and metrics (default: the program's)"},
-    {"log-level", "MICROC_LOG_LEVEL", OPT_STR, O(log_level), "info",
-     "debug, info, warn, error or off"},
-    {"log-format", "MICROC_LOG_FORMAT", OPT_STR, O(log_format), "json",
-     "json (one object per line) or text"},
-    {"access-log", "MICROC_ACCESS_LOG", OPT_BOOL, O(access_log), "on",
-     "log every request (on or off)"},
-    {"max-body", "MICROC_MAX_BODY", OPT_BYTES, O(max_body), "1m",
-     "largest request body a route accepts unless it says otherwise"},
-    {"max-header-bytes", "MICROC_MAX_HEADER_BYTES", OPT_BYTES, O(max_head),
-     "16k", "largest request line plus headers (431 past it)"},
-    {"max-headers", "MICROC_MAX_HEADERS", OPT_INT, O(max_headers), "100",
-     "most header fields in a request (431 past it)"},
-    {"idle-timeout", "MICROC_IDLE_TIMEOUT", OPT_MS, O(idle_timeout_ms), "60s",
-     "close a keep-alive connection idle this long"},
-    {"header-timeout", "MICROC_HEADER_TIMEOUT", OPT_MS, O(header_timeout_ms),
-     "10s", "a request head must arrive whole within this (408)"},
-    {"body-timeout", "MICROC_BODY_TIMEOUT", OPT_MS, O(body_timeout_ms), "10s",
-     "longest pause while a request body arrives (408)"},
-    {"write-timeout", "MICROC_WRITE_TIMEOUT", OPT_MS, O(write_timeout_ms),
-     "30s", "close a connection whose client stops reading the answer"},
-    {"shutdown-timeout", "MICROC_SHUTDOWN_TIMEOUT", OPT_MS,
-     O(shutdown_timeout_ms), "10s",
-     "on SIGTERM, how long in-flight requests may take before they are "
-     "canceled"},
-    {"max-connections", "MICROC_MAX_CONNECTIONS", OPT_INT, O(max_connections),
-     "10000",
-     "open connections per worker; more are closed at once (0: no cap)"},
-    {"fiber-stack", "MICROC_FIBER_STACK", OPT_BYTES, O(fiber_stack_kb), "0",
-     "stack size of a handler's fiber (0: 256k, 1m under sanitizers)"},
-    {"docs-dir", "MICROC_DOCS_DIR", OPT_STR, O(docs_dir), MICROC_SWAGGER_UI_DIR,
-     "directory with the Swagger UI files that /docs serves"},
-};
-
-static int parse_bytes(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (end == s || errno || s[0] == '-')
-    return MC_EINVAL;
-  uint64_t mul = 1;
-  if (*end == 'k' || *end == 'K')
-    mul = 1024, end++;
-  else if (*end == 'm' || *end == 'M')
-    mul = 1024 * 1024, end++;
-  else if (*end == 'g' || *end == 'G')
-    mul = 1024ull * 1024 * 1024, end++;
-  if (*end == 'b' || *end == 'B')
-    end++;
-  if (*end)
-    return MC_EINVAL;
-  *out = v * mul;
+int mc_app_options(mc_app *app, const mc_option *opts, size_t n) {
+  if (app->nopts + n > MC__MAX_OPTIONS)
+    return MC_ETOOBIG;
+  for (size_t i = 0; i < n; i++) {
+    if (!opts[i].flag || !opts[i].target || !opts[i].type)
+      return MC_EINVAL;
+    for (size_t k = 0; k < app->nopts; k++)
+      if (!strcmp(app->opts[k].flag, opts[i].flag))
+        return MC_EEXISTS;
+  }
+  for (size_t i = 0; i < n; i++)
+    app->opts[app->nopts++] = opts[i];
   return 0;
 }
 
-/* "500ms", "10s", "2m", or a plain number of milliseconds. */
-static int parse_ms(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || v < 0)
-    return MC_EINVAL;
-  double mul = 1;
-  if (strcmp(end, "ms") == 0 || *end == 0)
-    mul = 1;
-  else if (strcmp(end, "s") == 0)
-    mul = 1000;
-  else if (strcmp(end, "m") == 0)
-    mul = 60000;
-  else
-    return MC_EINVAL;
-  *out = (uint64_t)(v * mul);
+int mc_app_default(mc_app *app, const char *flag, const char *value) {
+  for (size_t i = 0; i < app->nopts; i++)
+    if (!strcmp(app->opts[i].flag, flag)) {
+      app->opts[i].def = value;
+      return 0;
+    }
+  return MC_ENOTFOUND;
+}
+
+int mc_app_hooks_add(mc_app *app, const mc_app_hooks *h) {
+  if (app->nhooks == MC__MAX_HOOKS)
+    return MC_ETOOBIG;
+  app->hooks[app->nhooks++] = h;
   return 0;
 }
 
-static int set_opt(mc__config *cfg, const opt *o, const char *val) {
-  char *p = (char *)cfg + o->offset;
-  uint64_t v;
-  char *end;
-  switch (o->type) {
-  case OPT_STR:
-    *(const char **)p = val;
-    return 0;
-  case OPT_INT: {
-    errno = 0;
-    long n = strtol(val, &end, 10);
-    if (end == val || *end || errno || n < 0 || n > 1000000)
-      return MC_EINVAL;
-    if (strcmp(o->flag, "workers") == 0)
-      *(int *)p = (int)n;
-    else
-      *(uint32_t *)p = (uint32_t)n;
-    return 0;
-  }
-  case OPT_BYTES:
-    if (parse_bytes(val, &v))
-      return MC_EINVAL;
-    if (o->offset == O(max_body))
-      *(uint64_t *)p = v;
-    else if (o->offset == O(fiber_stack_kb))
-      *(uint32_t *)p = (uint32_t)(v / 1024);
-    else
-      *(uint32_t *)p = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-    return 0;
-  case OPT_MS:
-    if (parse_ms(val, &v) || v > UINT32_MAX)
-      return MC_EINVAL;
-    *(uint32_t *)p = (uint32_t)v;
-    return 0;
-  case OPT_BOOL:
-    if (!strcmp(val, "on") || !strcmp(val, "true") || !strcmp(val, "1") ||
-        !strcmp(val, "yes"))
-      *(bool *)p = true;
-    else if (!strcmp(val, "off") || !strcmp(val, "false") ||
-             !strcmp(val, "0") || !strcmp(val, "no"))
-      *(bool *)p = false;
-    else
-      return MC_EINVAL;
-    return 0;
-  }
-  return MC_EINVAL;
+const char *mc_app_name(const mc_app *app) {
+  return app->info.name;
 }
-
-void mc__config_defaults(mc__config *cfg) {
-  memset(cfg, 0, sizeof *cfg);
-  for (size_t i = 0; i < MC_COUNT(options); i++)
-    if (options[i].def)
-      set_opt(cfg, &options[i], options[i].def);
+int mc_app_port(const mc_app *app) {
+  return app->server ? app->server->port : 0;
+}
+const char *mc_app_host(const mc_app *app) {
+  return app->server ? app->server->host : NULL;
+}
+int mc_app_worker_count(const mc_app *app) {
+  return app->server ? app->server->nworkers : 0;
 }
 
 int mc_app_new(mc_app **out, const mc_app_info *info) {
@@ -169,8 +118,15 @@ int mc_app_new(mc_app **out, const mc_app_info *info) {
   app->info = *info;
   if (!app->info.name)
     app->info.name = "service";
+  app->opts = calloc(MC__MAX_OPTIONS, sizeof *app->opts);
+  app->hooks = calloc(MC__MAX_HOOKS, sizeof *app->hooks);
+  if (!app->opts || !app->hooks || builtin_options(app) != 0) {
+    free(app->opts);
+    free(app->hooks);
+    free(app);
+    return MC_ENOMEM;
+  }
   uv_mutex_init(&app->lock);
-  mc__config_defaults(&app->cfg);
   *out = app;
   return 0;
 }
@@ -182,6 +138,8 @@ void mc_app_free(mc_app *app) {
   free(app->routes);
   free(app->openapi);
   mc__docs_free(app);
+  free(app->opts);
+  free(app->hooks);
   uv_mutex_destroy(&app->lock);
   free(app);
 }
@@ -217,32 +175,21 @@ int mc_app_use(mc_app *app, const mc_middleware *mw) {
 }
 
 static void usage(const mc_app *app, const char *prog, FILE *to) {
+  fprintf(to, "Usage: %s [options]\n\n", prog);
+  if (app->info.description)
+    fprintf(to, "%s\n\n", app->info.description);
   fprintf(
       to,
-      "Usage: %s [options]\n\n%s%s%s"
       "Serves the %s HTTP API, with /health/live, /health/ready, /metrics,\n"
       "/openapi.json and /docs. Logs are JSON lines on stderr.\n\n"
       "Options (each also read from its environment variable):\n",
-      prog, app->info.description ? app->info.description : "",
-      app->info.description ? "\n" : "", app->info.description ? "\n" : "",
       app->info.name);
-  for (size_t i = 0; i < MC_COUNT(options); i++) {
-    const opt *o = &options[i];
-    char left[64];
-    snprintf(left, sizeof left, "--%s %s", o->flag,
-             o->type == OPT_BOOL    ? "on|off"
-             : o->type == OPT_MS    ? "DURATION"
-             : o->type == OPT_BYTES ? "SIZE"
-             : o->type == OPT_INT   ? "N"
-                                    : "VALUE");
-    fprintf(to, "  %-30s %s\n  %-30s [%s%s%s]\n", left, o->help, "", o->env,
-            o->def ? ", default " : "", o->def ? o->def : "");
-  }
+  mc_options_usage(app->opts, app->nopts, to);
   fprintf(to,
           "  %-30s %s\n  %-30s %s\n\n"
-          "DURATION: 500ms, 10s, 2m or milliseconds. SIZE: bytes with an "
-          "optional k, m or g.\nSIGTERM or SIGINT: stop accepting, finish "
-          "in-flight requests, exit 0.\n",
+          "DURATION: 500ms, 10s, 1m30s or a number of milliseconds. SIZE: "
+          "bytes with an\noptional k, m or g. SIGTERM or SIGINT: stop "
+          "accepting, finish in-flight\nrequests, exit 0.\n",
           "--help", "print this and exit", "--version",
           "print the version and exit");
 }
@@ -254,50 +201,19 @@ static const char *prog_name(const char *argv0) {
 
 /* Returns -1 to go on, or an exit code. */
 static int parse_args(mc_app *app, int argc, char **argv) {
-  mc__config *cfg = &app->cfg;
   const char *prog = prog_name(argv[0]);
-  for (size_t i = 0; i < MC_COUNT(options); i++) {
-    const char *v = getenv(options[i].env);
-    if (v && *v && set_opt(cfg, &options[i], v) != 0) {
-      fprintf(stderr, "%s: bad value for %s: %s\n", prog, options[i].env, v);
-      return 2;
-    }
+  bool help, version;
+  if (mc_options_parse(app->opts, app->nopts, argc, argv, prog, stderr, &help,
+                       &version) != 0)
+    return 2;
+  if (help) {
+    usage(app, prog, stdout);
+    return 0;
   }
-  for (int a = 1; a < argc; a++) {
-    const char *arg = argv[a];
-    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-      usage(app, prog, stdout);
-      return 0;
-    }
-    if (!strcmp(arg, "--version")) {
-      printf("%s %s (microc %s)\n", prog,
-             app->info.version ? app->info.version : MC_VERSION, MC_VERSION);
-      return 0;
-    }
-    if (strncmp(arg, "--", 2) != 0) {
-      fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, arg);
-      return 2;
-    }
-    const char *name = arg + 2;
-    const char *eq = strchr(name, '=');
-    size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-    const opt *o = NULL;
-    for (size_t i = 0; i < MC_COUNT(options); i++)
-      if (strlen(options[i].flag) == nl && !strncmp(options[i].flag, name, nl))
-        o = &options[i];
-    if (!o) {
-      fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, arg);
-      return 2;
-    }
-    const char *val = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
-    if (!val) {
-      fprintf(stderr, "%s: %s needs a value\n", prog, arg);
-      return 2;
-    }
-    if (set_opt(cfg, o, val) != 0) {
-      fprintf(stderr, "%s: bad value for --%s: %s\n", prog, o->flag, val);
-      return 2;
-    }
+  if (version) {
+    printf("%s %s (microc %s)\n", prog,
+           app->info.version ? app->info.version : MC_VERSION, MC_VERSION);
+    return 0;
   }
   return -1;
 }
@@ -329,10 +245,8 @@ int mc_app_main(mc_app *app, int argc, char **argv) {
       return 2;
     }
   }
-  if (cfg->max_head < 256 || cfg->max_headers < 1) {
-    fprintf(stderr,
-            "%s: --max-header-bytes must be at least 256 and "
-            "--max-headers at least 1\n",
+  if (cfg->max_head < 256 || cfg->max_head > (64u << 20)) {
+    fprintf(stderr, "%s: --max-header-bytes must be between 256 and 64m\n",
             prog_name(argv[0]));
     return 2;
   }
@@ -350,7 +264,17 @@ int mc_app_main(mc_app *app, int argc, char **argv) {
                                    : ""));
     return 1;
   }
+  for (size_t i = 0; i < app->nhooks; i++)
+    if (app->hooks[i]->start &&
+        (err = app->hooks[i]->start(app, app->hooks[i]->ud)) != 0) {
+      MC_LOG(MC_LOG_ERROR, "start-up failed",
+             MC_LOG_CSTR("error", mc_strerror(err)));
+      return 1;
+    }
   err = mc__server_run(app);
+  for (size_t i = app->nhooks; i-- > 0;)
+    if (app->hooks[i]->stop)
+      app->hooks[i]->stop(app, app->hooks[i]->ud);
   return err ? 1 : 0;
 }
 

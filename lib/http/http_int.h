@@ -71,20 +71,20 @@ int mc__percent_decode(mc_arena *a, mc_slice s, bool plus_is_space,
 
 typedef struct mc__config {
   const char *listen;
-  int workers;
+  int64_t workers;
   const char *name;
   const char *log_level;
   const char *log_format;
-  uint32_t max_head;
-  uint32_t max_headers;
+  uint64_t max_head;
+  int64_t max_headers;
   uint64_t max_body;
-  uint32_t idle_timeout_ms;
-  uint32_t header_timeout_ms;
-  uint32_t body_timeout_ms;
-  uint32_t write_timeout_ms;
-  uint32_t shutdown_timeout_ms;
-  uint32_t max_connections;
-  uint32_t fiber_stack_kb;
+  uint64_t idle_timeout_ms;
+  uint64_t header_timeout_ms;
+  uint64_t body_timeout_ms;
+  uint64_t write_timeout_ms;
+  uint64_t shutdown_timeout_ms;
+  int64_t max_connections;
+  uint64_t fiber_stack;
   const char *docs_dir;
   bool access_log;
 } mc__config;
@@ -97,14 +97,16 @@ struct mc_app {
   const mc_middleware *mw[MC__MAX_MIDDLEWARE];
   size_t nmw;
   mc__config cfg;
+  mc_option *opts; /* built-in options, then the app's */
+  size_t nopts;
+  const mc_app_hooks **hooks;
+  size_t nhooks;
   struct mc__server *server;
   char *openapi; /* generated once */
   size_t openapi_len;
   uv_mutex_t lock; /* guards lazily built shared data (openapi, docs) */
   struct mc__docs_file *docs;
 };
-
-void mc__config_defaults(mc__config *cfg);
 
 /* ---- server ------------------------------------------------------------ */
 

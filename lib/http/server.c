@@ -428,8 +428,8 @@ static void conn_new(mc__worker *w, int fd) {
     close(fd);
     return;
   }
-  mc__h1_limits lim = {.max_head = cfg->max_head,
-                       .max_headers = cfg->max_headers};
+  mc__h1_limits lim = {.max_head = (uint32_t)cfg->max_head,
+                       .max_headers = (uint32_t)cfg->max_headers};
   if (mc__h1_reader_init(&c->rd, &lim) != 0 ||
       mc_arena_new(&c->arena, 4096, 0) != 0) {
     mc__h1_reader_free(&c->rd);
@@ -610,9 +610,39 @@ static void on_wake(uv_async_t *a) {
   mc__worker_maybe_stop(w);
 }
 
+/* Cancels the fibers still alive on this thread (background work that
+ * hooks started) and runs loop until they have unwound or ms pass. */
+static void on_fibers_check(uv_check_t *c) {
+  if (mc__sched_running() == 0)
+    uv_stop(c->loop);
+}
+static void on_fibers_deadline(uv_timer_t *t) {
+  uv_stop(t->loop);
+}
+
+static void finish_fibers(uv_loop_t *loop, uint64_t ms) {
+  mc__sched_cancel_all();
+  if (mc__sched_running() == 0)
+    return;
+  uv_check_t check;
+  uv_timer_t deadline;
+  uv_check_init(loop, &check);
+  uv_check_start(&check, on_fibers_check);
+  uv_timer_init(loop, &deadline);
+  uv_timer_start(&deadline, on_fibers_deadline, ms, 0);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&check, NULL);
+  uv_close((uv_handle_t *)&deadline, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
+  if (mc__sched_running())
+    MC_LOG(MC_LOG_WARN, "fibers did not finish after being canceled",
+           MC_LOG_INT("fibers", mc__sched_running()));
+}
+
 static void worker_main(void *arg) {
   mc__worker *w = arg;
-  mc__sched_init(&w->loop, (size_t)w->srv->app->cfg.fiber_stack_kb * 1024, 0);
+  mc_app *app = w->srv->app;
+  mc__sched_init(&w->loop, (size_t)app->cfg.fiber_stack, 0);
   mc_log_thread_buffered(true);
   update_date(w);
   mc_fiber_stats_get(&w->fstats);
@@ -628,25 +658,63 @@ static void worker_main(void *arg) {
   w->drain.data = w;
   uv_check_init(&w->loop, &w->flush);
   uv_check_start(&w->flush, on_flush);
+  for (size_t i = 0; i < app->nhooks; i++)
+    if (app->hooks[i]->worker_start)
+      app->hooks[i]->worker_start(app, w->id, app->hooks[i]->ud);
   uv_barrier_wait(&w->srv->ready);
 
   uv_run(&w->loop, UV_RUN_DEFAULT);
 
-  /* Stopped: close every handle, let the close callbacks run, and go. */
-  mc_log_flush();
+  /* Stopped: hooks, then the fibers hooks left, then every handle. */
+  for (size_t i = app->nhooks; i-- > 0;)
+    if (app->hooks[i]->worker_stop)
+      app->hooks[i]->worker_stop(app, w->id, app->hooks[i]->ud);
   for (mc__conn *c = w->conns, *next; c; c = next) {
     next = c->next;
+    if (c->fiber_running)
+      mc__fiber_cancel(c->fiber);
     conn_close(c);
   }
+  finish_fibers(&w->loop, 1000);
+  mc_log_flush();
   mc__sched_close();
   uv_walk(&w->loop, close_walk, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   mc_log_thread_buffered(false);
   if (w->listen_fd >= 0)
     close(w->listen_fd);
+  __atomic_add_fetch(&w->srv->stopped_workers, 1, __ATOMIC_ACQ_REL);
+  uv_async_send(&w->srv->worker_exit);
 }
 
 /* ---- the server --------------------------------------------------------- */
+
+static void wake_workers(mc__server *srv) {
+  if (srv->workers_woken)
+    return;
+  srv->workers_woken = true;
+  uv_timer_stop(&srv->hooks_deadline);
+  for (int i = 0; i < srv->nworkers; i++)
+    uv_async_send(&srv->workers[i].wake);
+}
+
+/* SIGTERM: the draining hooks (deregistering, say) run while the workers
+ * still serve; then the workers stop accepting and drain. */
+static void drain_hooks(void *arg) {
+  mc__server *srv = arg;
+  mc_app *app = srv->app;
+  for (size_t i = 0; i < app->nhooks && !mc_fiber_canceled(); i++)
+    if (app->hooks[i]->draining)
+      app->hooks[i]->draining(app, app->hooks[i]->ud);
+  wake_workers(srv);
+}
+
+static void on_hooks_deadline(uv_timer_t *t) {
+  mc__server *srv = t->data;
+  MC_LOG(MC_LOG_WARN, "draining hooks passed the shutdown timeout");
+  mc__sched_cancel_all();
+  wake_workers(srv);
+}
 
 static void on_signal(uv_signal_t *s, int signum) {
   mc__server *srv = s->data;
@@ -655,10 +723,26 @@ static void on_signal(uv_signal_t *s, int signum) {
   MC_LOG(MC_LOG_INFO, "shutting down",
          MC_LOG_CSTR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
   __atomic_store_n(&srv->draining, true, __ATOMIC_RELEASE);
-  for (int i = 0; i < srv->nworkers; i++)
-    uv_async_send(&srv->workers[i].wake);
   uv_signal_stop(&srv->sigterm);
   uv_signal_stop(&srv->sigint);
+  uv_timer_start(&srv->hooks_deadline, on_hooks_deadline,
+                 srv->app->cfg.shutdown_timeout_ms, 0);
+  if (mc_spawn(drain_hooks, srv) != 0)
+    wake_workers(srv);
+}
+
+static void ready_hooks(void *arg) {
+  mc__server *srv = arg;
+  mc_app *app = srv->app;
+  for (size_t i = 0; i < app->nhooks && !mc_fiber_canceled(); i++)
+    if (app->hooks[i]->ready)
+      app->hooks[i]->ready(app, app->hooks[i]->ud);
+}
+
+static void on_worker_exit(uv_async_t *a) {
+  mc__server *srv = a->data;
+  if (__atomic_load_n(&srv->stopped_workers, __ATOMIC_ACQUIRE) == srv->nworkers)
+    uv_stop(&srv->loop);
 }
 
 bool mc__server_draining(const mc_app *app) {
@@ -682,7 +766,8 @@ int mc__server_run(mc_app *app) {
     app->server = NULL;
     return MC_EINVAL;
   }
-  int n = cfg->workers > 0 ? cfg->workers : (int)uv_available_parallelism();
+  int n =
+      cfg->workers > 0 ? (int)cfg->workers : (int)uv_available_parallelism();
   if (n < 1)
     n = 1;
   srv->workers = calloc((size_t)n, sizeof *srv->workers);
@@ -734,11 +819,16 @@ int mc__server_run(mc_app *app) {
   srv->port = port;
 
   uv_loop_init(&srv->loop);
+  mc__sched_init(&srv->loop, 0, 8);
   uv_signal_init(&srv->loop, &srv->sigterm);
   uv_signal_init(&srv->loop, &srv->sigint);
   srv->sigterm.data = srv->sigint.data = srv;
   uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
   uv_signal_start(&srv->sigint, on_signal, SIGINT);
+  uv_timer_init(&srv->loop, &srv->hooks_deadline);
+  srv->hooks_deadline.data = srv;
+  uv_async_init(&srv->loop, &srv->worker_exit, on_worker_exit);
+  srv->worker_exit.data = srv;
   signal(SIGPIPE, SIG_IGN);
   uv_barrier_init(&srv->ready, (unsigned)n + 1);
   for (int i = 0; i < n; i++) {
@@ -758,17 +848,20 @@ int mc__server_run(mc_app *app) {
   fflush(stdout);
   MC_LOG(MC_LOG_INFO, "listening", MC_LOG_CSTR("host", srv->host),
          MC_LOG_INT("port", port), MC_LOG_INT("workers", n));
+  if (app->nhooks)
+    mc_spawn(ready_hooks, srv);
 
-  uv_run(&srv->loop, UV_RUN_DEFAULT);
-  /* The signal watcher stopped; wait for the workers to drain. */
+  uv_run(&srv->loop, UV_RUN_DEFAULT); /* until every worker has stopped */
+
   for (int i = 0; i < n; i++)
     uv_thread_join(&srv->workers[i].thread);
   for (int i = 0; i < n; i++) {
     uv_loop_close(&srv->workers[i].loop);
     mc__metrics_worker_free(&srv->workers[i]);
   }
-  uv_close((uv_handle_t *)&srv->sigterm, NULL);
-  uv_close((uv_handle_t *)&srv->sigint, NULL);
+  finish_fibers(&srv->loop, 2000);
+  mc__sched_close();
+  uv_walk(&srv->loop, close_walk, NULL);
   uv_run(&srv->loop, UV_RUN_DEFAULT);
   uv_loop_close(&srv->loop);
   MC_LOG(MC_LOG_INFO, "stopped");

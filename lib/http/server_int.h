@@ -41,6 +41,10 @@ typedef struct mc__server {
   int nworkers;
   uv_loop_t loop;
   uv_signal_t sigterm, sigint;
+  uv_timer_t hooks_deadline; /* draining hooks may take this long */
+  uv_async_t worker_exit;    /* a worker has stopped */
+  int stopped_workers;
+  bool workers_woken;
   uv_barrier_t ready;
   bool draining;
   char host[64];

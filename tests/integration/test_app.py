@@ -305,3 +305,73 @@ def test_readiness_flips_while_draining(service):
         s.proc.send_signal(signal.SIGTERM)
         assert slow.result().status_code == 200
     assert s.proc.wait(20 * SLOW) == 0
+
+
+# ---- hooks and app options -----------------------------------------------------------
+
+
+def test_app_options_and_defaults_show_in_help():
+    import subprocess
+    from conftest import binary
+    out = subprocess.run([binary("kitchen"), "--help"], capture_output=True,
+                         text=True, timeout=10).stdout
+    assert "--drain-delay DURATION" in out
+    assert "KITCHEN_DRAIN_DELAY" in out
+    assert "default 127.0.0.1:8001" in out
+
+
+def test_ready_hook_runs_once_listening(service):
+    s = service("kitchen", "--workers", "2")
+    line = s.wait_log(lambda e: e.get("msg") == "kitchen ready")
+    assert line["port"] == s.port
+    assert line["workers"] == 2
+
+
+def test_worker_fibers_run_and_are_canceled_at_stop(service):
+    s = service("kitchen", "--workers", "2")
+    deadline = time.monotonic() + 5 * SLOW
+    while requests.get(f"{s.url}/ticks").json()["ticks"] < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    s.check_clean_exit()  # the ticker fibers unwind, nothing leaks
+
+
+def test_draining_hook_runs_while_workers_still_serve(service):
+    import signal
+    s = service("kitchen", "--workers", "1", "--drain-delay", "1500ms")
+    s.proc.send_signal(signal.SIGTERM)
+    s.wait_log(lambda e: e.get("msg") == "kitchen draining")
+    # Not ready any more, but still serving until the hook returns.
+    r = requests.get(f"{s.url}/health/ready")
+    assert r.status_code == 503
+    assert requests.get(f"{s.url}/items/1").status_code == 200
+    assert s.proc.wait(20 * SLOW) == 0
+    drained = s.wait_log(lambda e: e.get("msg") == "kitchen drained")
+    assert drained["rc"] == 0
+
+
+def test_draining_hook_is_cut_off_at_the_shutdown_timeout(service):
+    import signal
+    s = service("kitchen", "--workers", "1", "--drain-delay", "60s",
+                "--shutdown-timeout", "500ms")
+    t0 = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(20 * SLOW) == 0
+    assert time.monotonic() - t0 < 10 * SLOW
+    drained = s.wait_log(lambda e: e.get("msg") == "kitchen drained")
+    assert drained["rc"] == -10  # MC_ECANCELED
+
+
+def test_fiber_stack_overflow_faults_loudly(service):
+    import signal
+    import pytest
+    from conftest import SANITIZED
+    if SANITIZED:
+        pytest.skip("ASan reports the overflow itself")
+    s = service("kitchen", "--workers", "1", env={"KITCHEN_ALLOW_OVERFLOW": "1"})
+    try:
+        requests.get(f"{s.url}/overflow", timeout=10)
+    except requests.RequestException:
+        pass
+    assert s.proc.wait(10) == -signal.SIGSEGV
+    assert "fiber stack overflow" in s.log_text()

@@ -4,6 +4,7 @@
  * small body limits. */
 #include <microc/fiber.h>
 #include <microc/http.h>
+#include <microc/log.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,49 @@ static int overflow(mc_req *req) {
   return deep(NULL, 0) ? MC_EIO : 0;
 }
 
+/* ---- hooks and options ------------------------------------------------------
+ */
+
+static uint64_t drain_delay_ms;
+static _Atomic int ticks;
+
+static const mc_option kitchen_options[] = {
+    {"drain-delay", "KITCHEN_DRAIN_DELAY", MC_OPT_DURATION, &drain_delay_ms,
+     "0", "how long the draining hook waits before the workers drain"},
+};
+
+static void ticker(void *arg) {
+  while (mc_sleep(100) == 0)
+    ticks++;
+}
+
+static void on_worker_start(mc_app *app, int worker, void *ud) {
+  mc_spawn(ticker, NULL); /* canceled when the worker stops */
+}
+
+static void on_ready(mc_app *app, void *ud) {
+  MC_LOG(MC_LOG_INFO, "kitchen ready", MC_LOG_INT("port", mc_app_port(app)),
+         MC_LOG_INT("workers", mc_app_worker_count(app)));
+}
+
+static void on_draining(mc_app *app, void *ud) {
+  MC_LOG(MC_LOG_INFO, "kitchen draining");
+  int rc = mc_sleep(drain_delay_ms);
+  MC_LOG(MC_LOG_INFO, "kitchen drained", MC_LOG_INT("rc", rc));
+}
+
+static const mc_app_hooks kitchen_hooks = {
+    .worker_start = on_worker_start,
+    .ready = on_ready,
+    .draining = on_draining,
+};
+
+static int get_ticks(mc_req *req) {
+  char body[48];
+  int n = snprintf(body, sizeof body, "{\"ticks\":%d}", ticks);
+  return mc_res_json(req, 200, (mc_slice){body, (size_t)n});
+}
+
 /* ---- middleware ------------------------------------------------------------
  */
 
@@ -211,6 +255,7 @@ static const mc_route routes[] = {
     {"POST", "/spawn", spawn},
     {"GET", "/spawn", spawned},
     {"GET", "/overflow", overflow, .hidden = true},
+    {"GET", "/ticks", get_ticks},
 };
 
 int main(int argc, char **argv) {
@@ -219,7 +264,10 @@ int main(int argc, char **argv) {
   if (mc_app_new(&app, &info) != 0)
     return 1;
   if (mc_app_routes(app, routes, MC_COUNT(routes)) != 0 ||
-      mc_app_use(app, &stamp) != 0) {
+      mc_app_use(app, &stamp) != 0 ||
+      mc_app_options(app, kitchen_options, MC_COUNT(kitchen_options)) != 0 ||
+      mc_app_default(app, "listen", "127.0.0.1:8001") != 0 ||
+      mc_app_hooks_add(app, &kitchen_hooks) != 0) {
     fprintf(stderr, "kitchen: bad route table\n");
     return 1;
   }
