@@ -36,7 +36,12 @@ extern "C" {
   X(EXISTS, -12, "already exists")                                             \
   X(UNSUPPORTED, -13, "not supported")                                         \
   X(AGAIN, -14, "resource temporarily unavailable")                            \
-  X(SYS, -15, "system call failed")
+  X(SYS, -15, "system call failed")                                            \
+  X(CONNREFUSED, -16, "connection refused")                                    \
+  X(CONNRESET, -17, "connection reset by the peer")                            \
+  X(PROTO, -18, "the peer broke the protocol")                                 \
+  X(UNAVAILABLE, -19, "no instance is available")                              \
+  X(NAME, -20, "the name could not be resolved")
 
 enum mc_errno {
 #define MC__ERRNO_ENUM(name, code, msg) MC_E##name = (code),

@@ -43,6 +43,15 @@ MC_EXTERN int mc_spawn(void (*fn)(void *arg), void *arg);
  * check this to give up early. */
 MC_EXTERN bool mc_fiber_canceled(void);
 
+/* The calling fiber's deadline, an mc_now_ns() instant, or 0 for none. A
+ * handler's fiber has its request's deadline; outbound calls made on the
+ * fiber end by it, and tell the callee how much time is left. */
+MC_EXTERN uint64_t mc_deadline(void);
+/* Narrows the calling fiber's deadline to at_ns; a later instant than the
+ * current deadline is ignored, so callees never get more time than their
+ * caller. */
+MC_EXTERN void mc_deadline_set(uint64_t at_ns);
+
 /* A queue of fibers waiting for something to happen on their thread (a
  * change a blocking query waits for, say). Zero-initialize it; it must stay
  * put while fibers wait on it, and only fibers of one thread may use it. */

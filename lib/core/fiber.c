@@ -123,6 +123,7 @@ struct mc_fiber {
   size_t size;  /* usable bytes */
   bool done;
   bool canceled;
+  uint64_t deadline; /* mc_now_ns() instant; 0: none */
   /* While the fiber waits: how to end the wait early (mc__fiber_cancel). */
   void (*cancel_fn)(void *);
   void *cancel_arg;
@@ -147,6 +148,11 @@ typedef struct sched {
   uint32_t running;
   mc_fiber *ready_head, *ready_tail;
   mc_fiber *live;
+  struct {
+    void (*fn)(void *);
+    void *arg;
+  } close_hooks[8];
+  unsigned nclose_hooks;
   uv_idle_t ready_idle;
 #ifdef MC_ASAN
   void *main_fake_stack;
@@ -224,6 +230,10 @@ void mc__sched_close(void) {
   sched *s = S;
   if (!s)
     return;
+  while (s->nclose_hooks > 0) {
+    s->nclose_hooks--;
+    s->close_hooks[s->nclose_hooks].fn(s->close_hooks[s->nclose_hooks].arg);
+  }
   while (s->pool) {
     mc_fiber *f = s->pool;
     s->pool = f->next;
@@ -280,6 +290,7 @@ int mc__fiber_new(mc_fiber **out, void (*fn)(void *), void *arg) {
   f->on_exit = NULL;
   f->done = false;
   f->canceled = false;
+  f->deadline = 0;
   f->cancel_fn = NULL;
   f->next = NULL;
 #if defined(__x86_64__)
@@ -431,6 +442,32 @@ void mc__sched_cancel_all(void) {
 
 uint32_t mc__sched_running(void) {
   return S ? S->running : 0;
+}
+
+uint64_t mc_deadline(void) {
+  return S && S->current ? S->current->deadline : 0;
+}
+
+void mc_deadline_set(uint64_t at_ns) {
+  mc_fiber *f = S ? S->current : NULL;
+  if (f && at_ns && (!f->deadline || at_ns < f->deadline))
+    f->deadline = at_ns;
+}
+
+void mc__fiber_set_deadline(mc_fiber *f, uint64_t at_ns) {
+  f->deadline = at_ns;
+}
+
+int mc__sched_on_close(void (*fn)(void *), void *arg) {
+  sched *s = S;
+  if (!s)
+    return MC_ESTATE;
+  if (s->nclose_hooks == sizeof s->close_hooks / sizeof s->close_hooks[0])
+    return MC_ETOOBIG;
+  s->close_hooks[s->nclose_hooks].fn = fn;
+  s->close_hooks[s->nclose_hooks].arg = arg;
+  s->nclose_hooks++;
+  return 0;
 }
 
 bool mc_fiber_canceled(void) {

@@ -47,6 +47,14 @@ void mc__fiber_cancel(mc_fiber *f);
 void mc__sched_cancel_all(void);
 uint32_t mc__sched_running(void);
 
+/* Runs fn(arg) when this thread's scheduler closes, newest first, while
+ * the loop can still run close callbacks (a connection pool closes its
+ * idle connections there). MC_ESTATE without a scheduler, MC_ETOOBIG. */
+int mc__sched_on_close(void (*fn)(void *), void *arg);
+
+/* Sets f's deadline outright (a request's fiber, before it starts). */
+void mc__fiber_set_deadline(mc_fiber *f, uint64_t at_ns);
+
 /* Per-fiber user data, e.g. the request a handler serves. */
 void mc__fiber_set_data(mc_fiber *f, void *data);
 void *mc__fiber_data(mc_fiber *f);

@@ -54,6 +54,10 @@ static int builtin_options(mc_app *app) {
        &c->shutdown_timeout_ms, "10s",
        "on SIGTERM, how long in-flight requests may take before they are "
        "canceled"},
+      {"request-timeout", "MICROC_REQUEST_TIMEOUT", MC_OPT_DURATION,
+       &c->request_timeout_ms, "60s",
+       "time a handler's outbound calls have in all (0: none); a caller's "
+       "X-Request-Timeout-Ms narrows it"},
       {"max-connections", "MICROC_MAX_CONNECTIONS", MC_OPT_INT,
        &c->max_connections, "10000",
        "open connections per worker; more are closed at once (0: no cap)", 0,

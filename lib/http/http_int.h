@@ -83,6 +83,7 @@ typedef struct mc__config {
   uint64_t body_timeout_ms;
   uint64_t write_timeout_ms;
   uint64_t shutdown_timeout_ms;
+  uint64_t request_timeout_ms;
   int64_t max_connections;
   uint64_t fiber_stack;
   const char *docs_dir;
@@ -152,6 +153,9 @@ struct mc_req {
   mc__local locals[MC__MAX_MIDDLEWARE];
   size_t nlocals;
 };
+
+/* The request the calling fiber serves, or NULL (a fiber of its own). */
+mc_req *mc__req_current(void);
 
 /* Serves app until stopped. Prints "listening on http://HOST:PORT". */
 int mc__server_run(mc_app *app);

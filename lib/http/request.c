@@ -389,6 +389,23 @@ after:
   }
 }
 
+mc_req *mc__req_current(void) {
+  mc_fiber *f = mc_fiber_current();
+  return f ? mc__fiber_data(f) : NULL;
+}
+
+/* A handler's outbound calls have --request-timeout in all, or less when
+ * the caller says it will wait less (X-Request-Timeout-Ms). */
+uint64_t mc__req_deadline(mc_req *req) {
+  uint64_t ms = req->app->cfg.request_timeout_ms;
+  int64_t given;
+  mc_slice h = mc__h1_reader_header(req->rd, MC_LIT("x-request-timeout-ms"));
+  if (h.len && mc_slice_to_i64(h, &given) == 0 && given >= 0 &&
+      (!ms || (uint64_t)given < ms))
+    ms = (uint64_t)given;
+  return ms ? req->start_ns + ms * 1000000u : 0;
+}
+
 /* ---- accessors ---------------------------------------------------------- */
 
 mc_slice mc_req_method(const mc_req *req) {

@@ -413,6 +413,7 @@ static void conn_dispatch(mc__conn *c) {
     mc__conn_fail(c, 503, "out of fibers");
     return;
   }
+  mc__fiber_set_deadline(f, mc__req_deadline(&c->req));
   c->fiber_running = true;
   c->fiber = f;
   c->w->in_flight++;

@@ -81,6 +81,8 @@ void mc__worker_maybe_stop(mc__worker *w);
 void mc__req_init(mc__conn *c);
 void mc__req_begin(mc__conn *c);
 void mc__req_reset(mc__conn *c);
+/* The instant the request's outbound calls must end by (0: none). */
+uint64_t mc__req_deadline(mc_req *req);
 /* Head parsed: routes, sets the body limit, answers 100-continue. Nonzero
  * when it already answered (413) and the connection is closing. */
 int mc__conn_on_head(mc__conn *c);

@@ -230,3 +230,150 @@ def one_response(data):
     rs = parse_responses(data)
     assert len(rs) == 1, rs
     return rs[0]
+
+
+# ---- a misbehaving upstream -------------------------------------------------------
+
+
+class Upstream:
+    """A raw-socket HTTP server that misbehaves on request, by path:
+
+      /ok              200 with a JSON body, keep-alive
+      /headers         200, the request head echoed as JSON
+      /slow?ms=N       answers after N ms
+      /close           closes without answering
+      /half            sends half an answer, then closes
+      /reset           resets the connection (RST)
+      /garbage         answers with bytes that are not HTTP
+      /status?code=N   answers with status N
+      /oneshot         answers with keep-alive, then closes the connection
+                       a moment later (a stale pooled connection)
+      /chunked         a chunked answer
+      /big?kb=N        N KiB of body
+
+    It counts connections and requests so tests can see pooling."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self.requests = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        import threading
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _read_request(self, c, buf):
+        while b"\r\n\r\n" not in buf:
+            chunk = c.recv(65536)
+            if not chunk:
+                return None, b""
+            buf += chunk
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        while len(rest) < n:
+            chunk = c.recv(65536)
+            if not chunk:
+                return None, b""
+            rest += chunk
+        body, rest = rest[:n], rest[n:]
+        return (method, target, headers, body), rest
+
+    def _serve(self, c):
+        import urllib.parse
+        buf = b""
+        try:
+            while True:
+                req, buf = self._read_request(c, buf)
+                if req is None:
+                    return
+                method, target, headers, body = req
+                with self.lock:
+                    self.requests.append(req)
+                u = urllib.parse.urlsplit(target)
+                q = dict(urllib.parse.parse_qsl(u.query))
+                path = u.path
+
+                def answer(status, body=b"", extra=b""):
+                    c.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" %
+                              (status, len(body), extra) + body)
+
+                if path == "/ok":
+                    answer(200, b'{"ok":true}', b"Content-Type: application/json\r\n")
+                elif path == "/headers":
+                    answer(200, json.dumps({"method": method, "target": target,
+                                            "headers": headers,
+                                            "body": body.decode("latin-1")}).encode())
+                elif path == "/slow":
+                    time.sleep(int(q.get("ms", "1000")) / 1000)
+                    answer(200, b"slow")
+                elif path == "/close":
+                    c.close()
+                    return
+                elif path == "/half":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf")
+                    c.close()
+                    return
+                elif path == "/reset":
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    c.close()
+                    return
+                elif path == "/garbage":
+                    c.sendall(b"SSH-2.0-nope\r\n\r\n")
+                    c.close()
+                    return
+                elif path == "/status":
+                    answer(int(q.get("code", "500")), b"status")
+                elif path == "/oneshot":
+                    answer(200, b"once")
+                    time.sleep(0.1)
+                    c.close()
+                    return
+                elif path == "/chunked":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+                elif path == "/big":
+                    answer(200, b"x" * (int(q.get("kb", "1")) * 1024))
+                else:
+                    answer(404, b"no")
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+@pytest.fixture
+def upstream():
+    u = Upstream()
+    yield u
+    u.close()

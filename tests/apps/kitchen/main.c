@@ -2,6 +2,7 @@
  * integration tests: typed path and query parameters, fibers that sleep,
  * work on the thread pool, middleware, failing handlers, large answers and
  * small body limits. */
+#include <microc/client.h>
 #include <microc/fiber.h>
 #include <microc/http.h>
 #include <microc/log.h>
@@ -174,6 +175,72 @@ static int overflow(mc_req *req) {
   return deep(NULL, 0) ? MC_EIO : 0;
 }
 
+/* ---- outbound calls
+ * ----------------------------------------------------------- */
+
+typedef struct fetch_query {
+  mc_slice url;
+  mc_slice method;
+  int64_t timeout_ms;
+  int64_t times;
+  mc_slice body;
+  int64_t deadline_ms;
+} fetch_query;
+MC_MODEL(fetch_query, MC_STRING(fetch_query, url, MC_REQUIRED),
+         MC_STRING(fetch_query, method, MC_DEFAULT_STR("GET")),
+         MC_INT(fetch_query, timeout_ms, MC_MIN(0), MC_DEFAULT(0)),
+         MC_INT(fetch_query, times, MC_MIN(1), MC_MAX(1000), MC_DEFAULT(1)),
+         MC_STRING(fetch_query, body),
+         MC_INT(fetch_query, deadline_ms, MC_MIN(0), MC_DEFAULT(0)));
+
+/* Calls url `times` times in a row and reports the last answer and what
+ * the connection pool did. */
+static int fetch(mc_req *req) {
+  const fetch_query *q = mc_req_query(req);
+  mc_arena *a = mc_req_arena(req);
+  if (q->deadline_ms)
+    mc_deadline_set(mc_now_ns() + (uint64_t)q->deadline_ms * 1000000u);
+  mc_http_response res = {0};
+  int err = 0;
+  char *url = mc_arena_strndup(a, q->url.ptr, q->url.len);
+  char *method = mc_arena_strndup(a, q->method.ptr, q->method.len);
+  for (int64_t i = 0; i < q->times && !err; i++)
+    err = mc_http_do(&(mc_http_request){.method = method,
+                                        .url = url,
+                                        .body = q->body,
+                                        .timeout_ms = (uint64_t)q->timeout_ms},
+                     a, &res);
+  mc_http_pool_stats st;
+  mc_http_pool_stats_get(&st);
+  mc_buf b;
+  mc_buf_init(&b, 0);
+  mc_buf_appendf(&b, "{\"status\":%d,\"error\":", res.status);
+  if (err)
+    mc_buf_append_json_str(&b, mc_err_name(err), strlen(mc_err_name(err)));
+  else
+    mc_buf_append_cstr(&b, "null");
+  mc_buf_append_cstr(&b, ",\"body\":");
+  mc_buf_append_json_str(&b, res.body.ptr, res.body.len);
+  mc_buf_append_cstr(&b, ",\"headers\":{");
+  for (size_t i = 0; i < res.nheaders; i++) {
+    if (i)
+      mc_buf_append_char(&b, ',');
+    mc_buf_append_json_str(&b, res.headers[i].name.ptr,
+                           res.headers[i].name.len);
+    mc_buf_append_char(&b, ':');
+    mc_buf_append_json_str(&b, res.headers[i].value.ptr,
+                           res.headers[i].value.len);
+  }
+  mc_buf_appendf(&b,
+                 "},\"opened\":%llu,\"reused\":%llu,\"retried\":%llu,"
+                 "\"idle\":%u}",
+                 (unsigned long long)st.opened, (unsigned long long)st.reused,
+                 (unsigned long long)st.retried, st.idle);
+  int rc = mc_res_json(req, err ? 502 : 200, mc_buf_slice(&b));
+  mc_buf_free(&b);
+  return rc;
+}
+
 /* ---- hooks and options ------------------------------------------------------
  */
 
@@ -256,6 +323,7 @@ static const mc_route routes[] = {
     {"GET", "/spawn", spawned},
     {"GET", "/overflow", overflow, .hidden = true},
     {"GET", "/ticks", get_ticks},
+    {"GET", "/fetch", fetch, .query = &fetch_query_model},
 };
 
 int main(int argc, char **argv) {

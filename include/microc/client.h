@@ -1,0 +1,104 @@
+/* microc HTTP client: straight-line outbound calls from fibers.
+ *
+ *   mc_http_response res;
+ *   int err = mc_http_do(&(mc_http_request){.method = "GET",
+ *                          .url = "http://127.0.0.1:8001/items/7"},
+ *                        mc_req_arena(req), &res);
+ *   if (err)
+ *     return mc_res_problemf(req, 502, "items: %s", mc_strerror(err));
+ *
+ * The call suspends the calling fiber, never the thread. Connections are
+ * kept alive in a pool per worker thread and per host:port. A call ends by
+ * its own timeout and by the fiber's deadline (see mc_deadline), whichever
+ * comes first, and tells the callee how much time is left in the
+ * X-Request-Timeout-Ms header. Inside a request's handler the W3C trace
+ * context and the request id are passed on (traceparent, X-Request-Id).
+ *
+ * Only http:// URLs are spoken for now. */
+#ifndef MICROC_CLIENT_H
+#define MICROC_CLIENT_H
+
+#include "microc/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mc_header {
+  mc_slice name;
+  mc_slice value;
+} mc_header;
+
+typedef struct mc_http_request {
+  const char *method; /* NULL: "GET" */
+  /* Either a URL ("http://host:port/path?query", host may be [v6]) ... */
+  const char *url;
+  /* ... or its parts, when url is NULL: */
+  mc_slice host;   /* a name or an IP address literal */
+  int port;        /* 0: 80 */
+  mc_slice target; /* "/path?query"; empty: "/" */
+  /* Extra request headers. Host, Content-Length, Connection and
+   * Transfer-Encoding are the client's to set; given ones are refused with
+   * MC_EINVAL, as are names and values holding CR, LF or NUL. */
+  const mc_header *headers;
+  size_t nheaders;
+  mc_slice body;
+  uint64_t timeout_ms;         /* the whole exchange; 0: 30 s */
+  uint64_t connect_timeout_ms; /* 0: 5 s (and never past timeout_ms) */
+  size_t max_body;             /* cap on the answer's body; 0: 16 MiB */
+} mc_http_request;
+
+typedef struct mc_http_response {
+  int status;
+  mc_header *headers; /* in arena memory */
+  size_t nheaders;
+  mc_slice body; /* freed with the arena */
+} mc_http_response;
+
+/* Sends req and waits for the whole answer, which is put in res with its
+ * memory in `a`. Any HTTP status is a success (0): look at res->status.
+ *
+ * Returns 0; MC_EINVAL (bad URL or header, https); MC_ESTATE outside a
+ * fiber; MC_ENAME (the host name does not resolve); MC_ECONNREFUSED;
+ * MC_ECONNRESET; MC_ECLOSED (the peer closed before a complete answer);
+ * MC_EPROTO (the answer is not HTTP/1.x as it should be); MC_ETOOBIG (the
+ * answer is over a cap); MC_ETIMEDOUT (the timeout or the deadline passed);
+ * MC_ECANCELED (the fiber was canceled); MC_ENOMEM.
+ *
+ * A pooled connection that turns out to be closed by the peer before it
+ * answered is replaced by a fresh one, once, for idempotent methods. */
+MC_EXTERN int mc_http_do(const mc_http_request *req, mc_arena *a,
+                         mc_http_response *res);
+
+/* The first header of the answer called name (case-insensitive), or
+ * {NULL,0}. */
+MC_EXTERN mc_slice mc_http_header(const mc_http_response *res, mc_slice name);
+
+/* URL parts, as slices of the text given. */
+typedef struct mc_url {
+  mc_slice scheme; /* "http" */
+  mc_slice host;   /* without brackets for IPv6 */
+  int port;        /* the given one, or the scheme's */
+  mc_slice target; /* path and query; "/" when empty */
+} mc_url;
+
+/* Parses an absolute http:// or https:// URL. MC_EINVAL. */
+MC_EXTERN int mc_url_parse(mc_slice url, mc_url *out);
+
+/* Whether a method may be sent twice with the effect of once (RFC 9110):
+ * GET, HEAD, OPTIONS, TRACE, PUT, DELETE. */
+MC_EXTERN bool mc_http_idempotent(mc_slice method);
+
+/* Counters of this thread's connection pool, for /metrics. */
+typedef struct mc_http_pool_stats {
+  uint64_t opened;  /* connections made */
+  uint64_t reused;  /* exchanges on a pooled connection */
+  uint64_t retried; /* stale pooled connections replaced */
+  uint32_t idle;    /* pooled now */
+} mc_http_pool_stats;
+MC_EXTERN void mc_http_pool_stats_get(mc_http_pool_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,688 @@
+/* The outbound HTTP/1.1 client. See microc/client.h.
+ *
+ * Each thread with a scheduler has one pool: hosts by name and port, each
+ * with a list of idle keep-alive connections. An exchange borrows a
+ * connection (or makes one), writes the request, and reads the answer with
+ * the response reader while its fiber waits. Whatever ends the wait (the
+ * answer, an error, the timer, a cancel) finishes it exactly once; the
+ * fiber then gives the connection back to the pool or closes it.
+ *
+ * libuv requests and handles live in the connection, never on a fiber's
+ * stack, so a connection closed mid-exchange is freed only once libuv has
+ * called back for all of them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/h1_response.h"
+#include "http/server_int.h"
+#include "microc/client.h"
+
+#define IDLE_PER_HOST 64
+#define IDLE_TIMEOUT_MS 30000 /* below the 60 s most servers allow */
+#define RESOLVE_TTL_NS (30ull * 1000000000ull)
+#define MAX_HEAD (64u << 10)
+#define MAX_HEADERS 128
+
+typedef struct pool_host host;
+typedef struct conn conn;
+
+struct conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  host *h;
+  conn *next; /* idle list */
+  mc__h1_response rd;
+  mc_buf wbuf; /* the request head */
+  mc_fiber *waiter;
+  int result;
+  bool waiting; /* the waiter waits for this connection */
+  bool writing; /* a write is still with libuv */
+  bool extra;   /* the peer sent bytes past the answer */
+  bool closing;
+  int open_handles;
+};
+
+struct pool_host {
+  host *next;
+  char *name;
+  int port;
+  struct sockaddr_storage addr;
+  bool resolved;
+  uint64_t resolved_at;
+  conn *idle;
+  unsigned nidle;
+};
+
+typedef struct pool {
+  uv_loop_t *loop;
+  host *hosts;
+  mc_http_pool_stats stats;
+  char rbuf[65536];
+} pool;
+
+static __thread pool *P;
+
+/* ---- the pool --------------------------------------------------------- */
+
+static void conn_close(conn *c);
+
+static void pool_close(void *arg) {
+  pool *p = arg;
+  for (host *h = p->hosts, *hn; h; h = hn) {
+    hn = h->next;
+    while (h->idle) {
+      conn *c = h->idle;
+      h->idle = c->next;
+      c->h = NULL;
+      conn_close(c);
+    }
+    free(h->name);
+    free(h);
+  }
+  free(p);
+  P = NULL;
+}
+
+static pool *pool_get(void) {
+  if (P)
+    return P;
+  uv_loop_t *loop = mc__sched_loop();
+  if (!loop)
+    return NULL;
+  pool *p = calloc(1, sizeof *p);
+  if (!p)
+    return NULL;
+  p->loop = loop;
+  if (mc__sched_on_close(pool_close, p) != 0) {
+    free(p);
+    return NULL;
+  }
+  P = p;
+  return p;
+}
+
+static host *host_get(pool *p, mc_slice name, int port) {
+  for (host *h = p->hosts; h; h = h->next)
+    if (h->port == port && strlen(h->name) == name.len &&
+        memcmp(h->name, name.ptr, name.len) == 0)
+      return h;
+  host *h = calloc(1, sizeof *h);
+  if (!h || !(h->name = strndup(name.ptr, name.len))) {
+    free(h);
+    return NULL;
+  }
+  h->port = port;
+  h->next = p->hosts;
+  p->hosts = h;
+  return h;
+}
+
+void mc_http_pool_stats_get(mc_http_pool_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (!P)
+    return;
+  *out = P->stats;
+  for (host *h = P->hosts; h; h = h->next)
+    out->idle += h->nidle;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int from_uv(int uverr) {
+  switch (uverr) {
+  case 0:
+    return 0;
+  case UV_ECONNREFUSED:
+  case UV_ENETUNREACH:
+  case UV_EHOSTUNREACH:
+  case UV_EADDRNOTAVAIL:
+    return MC_ECONNREFUSED;
+  case UV_ECONNRESET:
+  case UV_EPIPE:
+  case UV_ECONNABORTED:
+    return MC_ECONNRESET;
+  case UV_ETIMEDOUT:
+    return MC_ETIMEDOUT;
+  case UV_ECANCELED:
+    return MC_ECANCELED;
+  case UV_ENOMEM:
+  case UV_ENOBUFS:
+    return MC_ENOMEM;
+  case UV_EOF:
+    return MC_ECLOSED;
+  }
+  return MC_EIO;
+}
+
+/* ---- waiting on a connection ------------------------------------------- */
+
+/* Ends the waiter's wait with result, once. From a cancel function the
+ * fiber is queued, never resumed on the spot. */
+static void finish(conn *c, int result, bool queue) {
+  if (!c->waiting)
+    return;
+  c->waiting = false;
+  c->result = result;
+  if (queue)
+    mc__fiber_ready(c->waiter);
+  else
+    mc__fiber_resume(c->waiter);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  finish(t->data, MC_ETIMEDOUT, false);
+}
+
+static void on_cancel(void *arg) {
+  finish(arg, MC_ECANCELED, true);
+}
+
+/* Waits for the phase under way to end, until deadline (mc_now_ns). */
+static int conn_wait(conn *c, uint64_t deadline) {
+  uint64_t now = mc_now_ns();
+  if (deadline <= now)
+    return MC_ETIMEDOUT;
+  c->waiting = true;
+  c->result = 0;
+  c->waiter = mc_fiber_current();
+  uv_timer_start(&c->timer, on_timeout, (deadline - now + 999999) / 1000000, 0);
+  mc__fiber_wait_begin(on_cancel, c);
+  mc__fiber_yield();
+  mc__fiber_wait_end();
+  if (!c->closing)
+    uv_timer_stop(&c->timer);
+  return c->result;
+}
+
+/* ---- connections ----------------------------------------------------------
+ */
+
+static void on_conn_handle_closed(uv_handle_t *hd) {
+  conn *c = hd->data;
+  if (--c->open_handles > 0)
+    return;
+  mc__h1r_free(&c->rd);
+  mc_buf_free(&c->wbuf);
+  free(c);
+}
+
+static void idle_unlink(conn *c) {
+  host *h = c->h;
+  if (!h)
+    return;
+  for (conn **pp = &h->idle; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      h->nidle--;
+      break;
+    }
+  c->next = NULL;
+}
+
+static void conn_close(conn *c) {
+  if (c->closing)
+    return;
+  c->closing = true;
+  idle_unlink(c);
+  uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void on_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf) {
+  buf->base = P->rbuf;
+  buf->len = sizeof P->rbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  conn *c = s->data;
+  if (nread == 0)
+    return;
+  if (!c->waiting) {
+    /* Idle in the pool: the peer closed it, or sent what nobody asked
+     * for. Either way it is done. */
+    conn_close(c);
+    return;
+  }
+  if (nread < 0) {
+    uv_read_stop(s);
+    if (nread == UV_EOF) {
+      mc__h1r_event ev = mc__h1r_finish(&c->rd);
+      finish(c, ev == MC_H1R_DONE ? 0 : c->rd.error, false);
+    } else {
+      finish(c, from_uv((int)nread), false);
+    }
+    return;
+  }
+  size_t used;
+  mc__h1r_event ev = mc__h1r_feed(&c->rd, buf->base, (size_t)nread, &used);
+  if (ev == MC_H1R_MORE)
+    return;
+  uv_read_stop(s);
+  if (ev == MC_H1R_DONE) {
+    c->extra = used < (size_t)nread;
+    finish(c, 0, false);
+  } else {
+    finish(c, c->rd.error ? c->rd.error : MC_EPROTO, false);
+  }
+}
+
+static void on_idle_timeout(uv_timer_t *t) {
+  conn_close(t->data);
+}
+
+/* Back to the pool if both sides allow it; closed otherwise. */
+static void conn_release(conn *c, bool reusable) {
+  host *h = c->h;
+  if (!reusable || c->closing || !h || h->nidle >= IDLE_PER_HOST ||
+      c->writing || c->extra) {
+    conn_close(c);
+    return;
+  }
+  mc__h1r_reset(&c->rd, false);
+  mc_buf_reset(&c->wbuf);
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    conn_close(c);
+    return;
+  }
+  uv_timer_start(&c->timer, on_idle_timeout, IDLE_TIMEOUT_MS, 0);
+  c->next = h->idle;
+  h->idle = c;
+  h->nidle++;
+}
+
+static conn *conn_new(pool *p, host *h, size_t max_body) {
+  conn *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  if (mc__h1r_init(&c->rd, MAX_HEAD, MAX_HEADERS, max_body) != 0) {
+    free(c);
+    return NULL;
+  }
+  mc_buf_init(&c->wbuf, 0);
+  c->h = h;
+  uv_tcp_init(p->loop, &c->tcp);
+  uv_timer_init(p->loop, &c->timer);
+  c->tcp.data = c->timer.data = c->creq.data = c->wreq.data = c;
+  c->open_handles = 2;
+  return c;
+}
+
+static void on_connect(uv_connect_t *r, int status) {
+  finish(r->data, from_uv(status), false);
+}
+
+/* ---- names ------------------------------------------------------------------
+ */
+
+typedef struct resolve_op {
+  uv_getaddrinfo_t req;
+  mc_fiber *fiber;
+  int status;
+  struct sockaddr_storage addr;
+} resolve_op;
+
+static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *res) {
+  resolve_op *op = r->data;
+  op->status = status;
+  if (status == 0 && res) {
+    memcpy(&op->addr, res->ai_addr, res->ai_addrlen);
+  } else if (status == 0) {
+    op->status = UV_EAI_NONAME;
+  }
+  uv_freeaddrinfo(res);
+  mc__fiber_resume(op->fiber);
+}
+
+/* Running lookups cannot be stopped; a queued one is taken off the queue.
+ * Either way the callback comes and resumes the fiber. */
+static void on_resolve_cancel(void *arg) {
+  resolve_op *op = arg;
+  uv_cancel((uv_req_t *)&op->req);
+}
+
+static int resolve(pool *p, host *h) {
+  uint64_t now = mc_now_ns();
+  if (h->resolved && now - h->resolved_at < RESOLVE_TTL_NS)
+    return 0;
+  memset(&h->addr, 0, sizeof h->addr);
+  const char *name = strcmp(h->name, "localhost") == 0 ? "127.0.0.1" : h->name;
+  if (uv_ip4_addr(name, h->port, (struct sockaddr_in *)&h->addr) == 0 ||
+      uv_ip6_addr(name, h->port, (struct sockaddr_in6 *)&h->addr) == 0) {
+    h->resolved = true;
+    h->resolved_at = UINT64_MAX / 2; /* literals never go stale */
+    return 0;
+  }
+  resolve_op op = {.fiber = mc_fiber_current()};
+  op.req.data = &op;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  char port[8];
+  snprintf(port, sizeof port, "%d", h->port);
+  if (uv_getaddrinfo(p->loop, &op.req, on_resolved, h->name, port, &hints))
+    return MC_ENAME;
+  mc__fiber_wait_begin(on_resolve_cancel, &op);
+  mc__fiber_yield();
+  mc__fiber_wait_end();
+  if (op.status == UV_ECANCELED)
+    return MC_ECANCELED;
+  if (op.status != 0)
+    return MC_ENAME;
+  h->addr = op.addr;
+  h->resolved = true;
+  h->resolved_at = mc_now_ns();
+  return 0;
+}
+
+/* ---- requests
+ * ------------------------------------------------------------------ */
+
+static bool field_ok(mc_slice s) {
+  for (size_t i = 0; i < s.len; i++)
+    if (s.ptr[i] == '\r' || s.ptr[i] == '\n' || s.ptr[i] == 0)
+      return false;
+  return true;
+}
+
+static bool reserved_header(mc_slice name) {
+  static const char *const names[] = {"host",       "content-length",
+                                      "connection", "transfer-encoding",
+                                      "keep-alive", "upgrade"};
+  for (size_t i = 0; i < MC_COUNT(names); i++)
+    if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
+      return true;
+  return false;
+}
+
+static bool has_header(const mc_http_request *r, mc_slice name) {
+  for (size_t i = 0; i < r->nheaders; i++)
+    if (mc_slice_eq_nocase(r->headers[i].name, name))
+      return true;
+  return false;
+}
+
+static int write_head(mc_buf *b, mc_slice method, mc_slice hostname, int port,
+                      mc_slice target, const mc_http_request *r,
+                      uint64_t deadline) {
+  bool v6 = memchr(hostname.ptr, ':', hostname.len) != NULL;
+  mc_buf_appendf(b, "%.*s %.*s HTTP/1.1\r\nHost: %s%.*s%s",
+                 MC_SLICE_ARG(method), MC_SLICE_ARG(target), v6 ? "[" : "",
+                 MC_SLICE_ARG(hostname), v6 ? "]" : "");
+  if (port != 80)
+    mc_buf_appendf(b, ":%d", port);
+  mc_buf_append_cstr(b, "\r\n");
+  bool needs_length = r->body.len > 0 || mc_slice_eq(method, MC_LIT("POST")) ||
+                      mc_slice_eq(method, MC_LIT("PUT")) ||
+                      mc_slice_eq(method, MC_LIT("PATCH"));
+  if (needs_length)
+    mc_buf_appendf(b, "Content-Length: %zu\r\n", r->body.len);
+  for (size_t i = 0; i < r->nheaders; i++)
+    mc_buf_appendf(b, "%.*s: %.*s\r\n", MC_SLICE_ARG(r->headers[i].name),
+                   MC_SLICE_ARG(r->headers[i].value));
+  if (!has_header(r, MC_LIT("user-agent")))
+    mc_buf_append_cstr(b, "User-Agent: microc/" MC_VERSION "\r\n");
+  /* Inside a request: pass its trace and id on. */
+  mc_req *in = mc__req_current();
+  if (in) {
+    if (!has_header(r, MC_LIT("traceparent"))) {
+      char tp[56];
+      mc__trace_format(&in->trace, tp);
+      mc_buf_appendf(b, "traceparent: %s\r\n", tp);
+    }
+    if (!has_header(r, MC_LIT("x-request-id")))
+      mc_buf_appendf(b, "X-Request-Id: %.*s\r\n", (int)in->request_id_len,
+                     in->request_id);
+  }
+  if (!has_header(r, MC_LIT("x-request-timeout-ms"))) {
+    uint64_t now = mc_now_ns();
+    uint64_t left = deadline > now ? (deadline - now) / 1000000 : 0;
+    mc_buf_appendf(b, "X-Request-Timeout-Ms: %llu\r\n",
+                   (unsigned long long)left);
+  }
+  return mc_buf_append_cstr(b, "\r\n");
+}
+
+static void on_write(uv_write_t *w, int status) {
+  conn *c = w->data;
+  c->writing = false;
+  if (status != 0)
+    finish(c, from_uv(status), false);
+}
+
+/* One exchange on c, connected already. */
+static int exchange(conn *c, mc_slice body, bool head_request,
+                    uint64_t deadline) {
+  mc__h1r_reset(&c->rd, head_request);
+  c->extra = false;
+  uv_buf_t bufs[2] = {uv_buf_init(c->wbuf.ptr, (unsigned)c->wbuf.len),
+                      uv_buf_init((char *)body.ptr, (unsigned)body.len)};
+  unsigned nb = body.len ? 2 : 1;
+  size_t total = bufs[0].len + bufs[1].len;
+  int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
+  if (n < 0 && n != UV_EAGAIN)
+    return from_uv(n);
+  size_t done = n > 0 ? (size_t)n : 0;
+  if (done < total) {
+    unsigned i = 0;
+    while (done >= bufs[i].len)
+      done -= bufs[i++].len;
+    bufs[i].base += done;
+    bufs[i].len -= (unsigned)done;
+    c->writing = true;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs + i, nb - i,
+                 on_write) != 0) {
+      c->writing = false;
+      return MC_ECONNRESET;
+    }
+  }
+  /* Read at once: a peer may answer before it has read the whole body. */
+  int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (err && err != UV_EALREADY)
+    return from_uv(err);
+  return conn_wait(c, deadline);
+}
+
+static int copy_response(conn *c, mc_arena *a, mc_http_response *res) {
+  mc__h1_response *rd = &c->rd;
+  res->status = rd->status;
+  res->nheaders = rd->nheaders;
+  res->headers = mc_arena_alloc(a, (rd->nheaders ? rd->nheaders : 1) *
+                                       sizeof *res->headers);
+  if (!res->headers)
+    return MC_ENOMEM;
+  for (uint32_t i = 0; i < rd->nheaders; i++) {
+    mc_slice n, v;
+    mc__h1r_header(rd, i, &n, &v);
+    char *np = mc_arena_strndup(a, n.ptr, n.len);
+    char *vp = mc_arena_strndup(a, v.ptr, v.len);
+    if (!np || !vp)
+      return MC_ENOMEM;
+    res->headers[i] = (mc_header){{np, n.len}, {vp, v.len}};
+  }
+  /* The body's buffer moves to the arena: no copy. */
+  if (rd->body.len) {
+    if (mc_arena_cleanup_add(a, free, rd->body.ptr) != 0)
+      return MC_ENOMEM;
+    res->body = (mc_slice){rd->body.ptr, rd->body.len};
+    size_t limit = rd->body.limit;
+    mc_buf_init(&rd->body, limit);
+  } else {
+    res->body = (mc_slice){"", 0};
+  }
+  return 0;
+}
+
+int mc_url_parse(mc_slice url, mc_url *out) {
+  memset(out, 0, sizeof *out);
+  const char *p = url.ptr, *end = url.ptr + url.len;
+  const char *sep = url.len > 3 ? memchr(p, ':', url.len) : NULL;
+  if (!sep || end - sep < 3 || sep[1] != '/' || sep[2] != '/')
+    return MC_EINVAL;
+  out->scheme = (mc_slice){p, (size_t)(sep - p)};
+  if (mc_slice_eq_nocase(out->scheme, MC_LIT("http")))
+    out->port = 80;
+  else if (mc_slice_eq_nocase(out->scheme, MC_LIT("https")))
+    out->port = 443;
+  else
+    return MC_EINVAL;
+  p = sep + 3;
+  const char *auth_end = p;
+  while (auth_end < end && *auth_end != '/' && *auth_end != '?' &&
+         *auth_end != '#')
+    auth_end++;
+  const char *hp = p, *he;
+  const char *port_at = NULL;
+  if (hp < auth_end && *hp == '[') {
+    const char *rb = memchr(hp, ']', (size_t)(auth_end - hp));
+    if (!rb)
+      return MC_EINVAL;
+    out->host = (mc_slice){hp + 1, (size_t)(rb - hp - 1)};
+    he = rb + 1;
+    if (he < auth_end) {
+      if (*he != ':')
+        return MC_EINVAL;
+      port_at = he + 1;
+    }
+  } else {
+    const char *colon = memchr(hp, ':', (size_t)(auth_end - hp));
+    he = colon ? colon : auth_end;
+    out->host = (mc_slice){hp, (size_t)(he - hp)};
+    if (colon)
+      port_at = colon + 1;
+  }
+  if (!out->host.len || memchr(out->host.ptr, '@', out->host.len))
+    return MC_EINVAL; /* no userinfo */
+  if (port_at) {
+    int port = 0;
+    if (port_at == auth_end)
+      return MC_EINVAL;
+    for (const char *q = port_at; q < auth_end; q++) {
+      if (*q < '0' || *q > '9' || port > 65535)
+        return MC_EINVAL;
+      port = port * 10 + (*q - '0');
+    }
+    if (port < 1 || port > 65535)
+      return MC_EINVAL;
+    out->port = port;
+  }
+  const char *frag = memchr(auth_end, '#', (size_t)(end - auth_end));
+  const char *tend = frag ? frag : end;
+  out->target = auth_end < tend
+                    ? (mc_slice){auth_end, (size_t)(tend - auth_end)}
+                    : MC_LIT("/");
+  if (out->target.ptr[0] == '?') /* "http://h?q" means "/?q" */
+    return MC_EINVAL;
+  return 0;
+}
+
+bool mc_http_idempotent(mc_slice m) {
+  static const char *const names[] = {"GET",   "HEAD", "OPTIONS",
+                                      "TRACE", "PUT",  "DELETE"};
+  for (size_t i = 0; i < MC_COUNT(names); i++)
+    if (mc_slice_eq(m, mc_slice_cstr(names[i])))
+      return true;
+  return false;
+}
+
+mc_slice mc_http_header(const mc_http_response *res, mc_slice name) {
+  for (size_t i = 0; i < res->nheaders; i++)
+    if (mc_slice_eq_nocase(res->headers[i].name, name))
+      return res->headers[i].value;
+  return MC_SLICE_NULL;
+}
+
+int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
+  memset(res, 0, sizeof *res);
+  if (!mc_fiber_current())
+    return MC_ESTATE;
+  if (mc_fiber_canceled())
+    return MC_ECANCELED;
+  mc_slice method = mc_slice_cstr(r->method ? r->method : "GET");
+  mc_slice hostname = r->host, target = r->target;
+  int port = r->port ? r->port : 80;
+  if (r->url) {
+    mc_url u;
+    if (mc_url_parse(mc_slice_cstr(r->url), &u) != 0 ||
+        !mc_slice_eq_nocase(u.scheme, MC_LIT("http")))
+      return MC_EINVAL;
+    hostname = u.host;
+    port = u.port;
+    target = u.target;
+  }
+  if (!target.len)
+    target = MC_LIT("/");
+  if (!hostname.len || port < 1 || port > 65535 || !field_ok(target) ||
+      memchr(target.ptr, ' ', target.len) || !method.len || !field_ok(method) ||
+      memchr(method.ptr, ' ', method.len))
+    return MC_EINVAL;
+  for (size_t i = 0; i < r->nheaders; i++)
+    if (!r->headers[i].name.len || !field_ok(r->headers[i].name) ||
+        !field_ok(r->headers[i].value) || reserved_header(r->headers[i].name) ||
+        memchr(r->headers[i].name.ptr, ':', r->headers[i].name.len))
+      return MC_EINVAL;
+
+  pool *p = pool_get();
+  if (!p)
+    return MC_ENOMEM;
+  host *h = host_get(p, hostname, port);
+  if (!h)
+    return MC_ENOMEM;
+  uint64_t now = mc_now_ns();
+  uint64_t deadline = now + (r->timeout_ms ? r->timeout_ms : 30000) * 1000000;
+  uint64_t fd = mc_deadline();
+  if (fd && fd < deadline)
+    deadline = fd;
+  uint64_t connect_deadline =
+      now + (r->connect_timeout_ms ? r->connect_timeout_ms : 5000) * 1000000;
+  if (connect_deadline > deadline)
+    connect_deadline = deadline;
+  size_t max_body = r->max_body ? r->max_body : (16u << 20);
+  bool head_request = mc_slice_eq(method, MC_LIT("HEAD"));
+  bool idempotent = mc_http_idempotent(method);
+
+  int err = 0;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    conn *c = h->idle;
+    bool reused = c != NULL;
+    if (c) {
+      idle_unlink(c);
+      uv_timer_stop(&c->timer);
+      c->rd.body.limit = max_body;
+      p->stats.reused++;
+    } else {
+      if ((err = resolve(p, h)) != 0)
+        return err;
+      if (!(c = conn_new(p, h, max_body)))
+        return MC_ENOMEM;
+      uv_tcp_nodelay(&c->tcp, 1);
+      p->stats.opened++;
+      err = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&h->addr,
+                           on_connect);
+      err = err ? from_uv(err) : conn_wait(c, connect_deadline);
+      if (err) {
+        conn_close(c);
+        return err == MC_ETIMEDOUT && connect_deadline < deadline ? MC_ETIMEDOUT
+                                                                  : err;
+      }
+    }
+    mc_buf_reset(&c->wbuf);
+    if (write_head(&c->wbuf, method, hostname, port, target, r, deadline)) {
+      conn_close(c);
+      return MC_ENOMEM;
+    }
+    err = exchange(c, r->body, head_request, deadline);
+    if (!err) {
+      err = copy_response(c, a, res);
+      conn_release(c, !err && c->rd.keep_alive);
+      return err;
+    }
+    bool stale =
+        reused && !c->rd.started && (err == MC_ECLOSED || err == MC_ECONNRESET);
+    conn_close(c);
+    if (!(stale && idempotent))
+      break;
+    p->stats.retried++;
+  }
+  return err;
+}
