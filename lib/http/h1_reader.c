@@ -4,7 +4,12 @@
 
 #include "http/h1_reader.h"
 
-enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
+/* Where the header callbacks are: llhttp's *_complete callbacks mark the
+ * ends of names and values, so a value never joins the wrong name. */
+enum { H_NONE, H_URL, H_FIELD, H_FIELD_DONE, H_VALUE };
+
+/* scan_head's states. */
+enum { S_START, S_LINE, S_LINE_START, S_BLANK, S_BODY };
 
 static mc__h1_reader *R(llhttp_t *p) {
   return p->data;
@@ -27,11 +32,21 @@ static int append_head(mc__h1_reader *r, const char *at, size_t len) {
   return 0;
 }
 
+/* Trailer fields after a chunked body are counted against the head's cap
+ * and dropped: storing them would move the head buffer under the slices
+ * handed out at MC_H1_HEAD. */
+static int count_trailer(mc__h1_reader *r, size_t len) {
+  if (len > r->limits.max_head - r->trailer_bytes)
+    return fail(r, 431, "request trailers too large");
+  r->trailer_bytes += (uint32_t)len;
+  return 0;
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   mc__h1_reader *r = R(p);
-  if (r->last_cb != CB_URL) {
+  if (r->hstate != H_URL) {
     r->target_off = (uint32_t)r->head.len;
-    r->last_cb = CB_URL;
+    r->hstate = H_URL;
   }
   r->target_len += (uint32_t)len;
   return append_head(r, at, len);
@@ -39,7 +54,9 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   mc__h1_reader *r = R(p);
-  if (r->last_cb != CB_FIELD) {
+  if (r->head_done)
+    return count_trailer(r, len);
+  if (r->hstate != H_FIELD) {
     if (r->nheaders >= r->limits.max_headers)
       return fail(r, 431, "too many header fields");
     mc__h1_span *s = &r->spans[r->nheaders++];
@@ -47,13 +64,23 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     s->name_len = 0;
     s->value_off = 0;
     s->value_len = 0;
-    r->last_cb = CB_FIELD;
+    r->hstate = H_FIELD;
   }
   /* llhttp hands over "Host " for "Host : x"; RFC 9112 says reject. */
   if (memchr(at, ' ', len) || memchr(at, '\t', len))
     return fail(r, 400, "whitespace in a header field name");
   r->spans[r->nheaders - 1].name_len += (uint32_t)len;
   return append_head(r, at, len);
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  mc__h1_reader *r = R(p);
+  if (r->head_done)
+    return 0;
+  if (r->hstate != H_FIELD)
+    return fail(r, 400, "empty header field name");
+  r->hstate = H_FIELD_DONE;
+  return 0;
 }
 
 /* Bytes llhttp lets through in strict mode that we still refuse in a field
@@ -69,19 +96,26 @@ static bool value_bytes_ok(const char *at, size_t len) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   mc__h1_reader *r = R(p);
+  if (r->head_done)
+    return count_trailer(r, len);
   if (!value_bytes_ok(at, len))
     return fail(r, 400, "control character in a header value");
   mc__h1_span *s = &r->spans[r->nheaders - 1];
-  if (r->last_cb != CB_VALUE) {
+  if (r->hstate == H_FIELD_DONE) {
     s->value_off = (uint32_t)r->head.len;
-    r->last_cb = CB_VALUE;
-  } else if (at != r->exec_start) {
-    /* A value continues only across reads; a second span inside one read
-     * means llhttp skipped a line break: an obsolete line fold. */
-    return fail(r, 400, "obsolete line folding in a header value");
+    r->hstate = H_VALUE;
+  } else if (r->hstate != H_VALUE) {
+    return fail(r, 400, "header value without a name");
   }
   s->value_len += (uint32_t)len;
   return append_head(r, at, len);
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  mc__h1_reader *r = R(p);
+  if (!r->head_done)
+    r->hstate = H_NONE;
+  return 0;
 }
 
 static mc_slice trim_ows(mc_slice v) {
@@ -110,9 +144,26 @@ static int on_headers_complete(llhttp_t *p) {
   r->http_minor = p->http_minor;
   if (p->http_major != 1)
     return fail(r, 505, "only HTTP/1.0 and HTTP/1.1 are spoken here");
+  /* We never switch protocols: CONNECT is not ours to serve, and an
+   * Upgrade header is ignored (RFC 9110 7.8) so the connection stays
+   * HTTP/1.1 for the next request. */
+  if (p->method == HTTP_CONNECT)
+    return fail(r, 400, "CONNECT is not supported");
+  p->upgrade = 0;
   r->chunked = (p->flags & F_CHUNKED) != 0;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > INT64_MAX)
+    return fail(r, 413, "request body too large");
   r->content_length =
       (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
+  /* Any Transfer-Encoding, even an empty one, must end in chunked and
+   * never come with a Content-Length: the two framings disagree. */
+  for (uint32_t i = 0; i < r->nheaders; i++)
+    if (mc_slice_eq_nocase(r->headers[i].name, MC_LIT("transfer-encoding"))) {
+      if (!r->chunked)
+        return fail(r, 400, "Transfer-Encoding without chunked");
+      if (r->content_length >= 0)
+        return fail(r, 400, "Content-Length together with Transfer-Encoding");
+    }
   if (r->chunked && r->http_minor == 0)
     return fail(r, 400, "chunked transfer coding is not HTTP/1.0");
   mc_slice expect = mc__h1_reader_header(r, MC_LIT("expect"));
@@ -153,7 +204,9 @@ static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -198,9 +251,7 @@ static mc__h1_event parse_error(mc__h1_reader *r, llhttp_errno_t e) {
     r->status = 505;
     r->reason = "unsupported HTTP version";
     break;
-  case HPE_UNEXPECTED_CONTENT_LENGTH:
-    r->reason = "Content-Length together with Transfer-Encoding";
-    break;
+
   case HPE_INVALID_CHUNK_SIZE:
     r->reason = "invalid chunk size";
     break;
@@ -222,13 +273,48 @@ static mc__h1_event parse_error(mc__h1_reader *r, llhttp_errno_t e) {
   return MC_H1_ERROR;
 }
 
+/* Looks at the raw bytes of the head before llhttp does, for what llhttp
+ * would fold away or let through however the bytes are split across
+ * reads: a line that starts with whitespace (obs-fold, or whitespace before
+ * the first field) or with a colon (an empty field name). It stops at the
+ * blank line that ends the head. */
+static int scan_head(mc__h1_reader *r, const char *data, size_t len) {
+  for (size_t i = 0; i < len && r->scan != S_BODY; i++) {
+    char c = data[i];
+    switch (r->scan) {
+    case S_START: /* empty lines before a request line are allowed */
+      if (c != '\r' && c != '\n')
+        r->scan = S_LINE;
+      break;
+    case S_LINE:
+      if (c == '\n')
+        r->scan = S_LINE_START;
+      break;
+    case S_LINE_START:
+      if (c == ' ' || c == '\t')
+        return fail(r, 400, "obsolete line folding in the request head");
+      if (c == ':')
+        return fail(r, 400, "empty header field name");
+      r->scan = c == '\r' ? S_BLANK : c == '\n' ? S_BODY : S_LINE;
+      break;
+    case S_BLANK:
+      r->scan = c == '\n' ? S_BODY : S_LINE;
+      break;
+    }
+  }
+  return 0;
+}
+
 mc__h1_event mc__h1_reader_feed(mc__h1_reader *r, const char *data, size_t len,
                                 size_t *used) {
   if (!data)
     data = "";
   r->event = MC_H1_MORE;
   r->status = 0;
-  r->exec_start = data;
+  if (r->scan != S_BODY && scan_head(r, data, len) != 0) {
+    *used = len;
+    return MC_H1_ERROR;
+  }
   llhttp_errno_t e = llhttp_execute(&r->parser, data, len);
   if (e == HPE_OK) {
     *used = len;
@@ -251,7 +337,9 @@ void mc__h1_reader_next(mc__h1_reader *r) {
     mc_buf_free(&r->body); /* do not keep a large body's memory around */
   r->target_off = r->target_len = 0;
   r->nheaders = 0;
-  r->last_cb = CB_NONE;
+  r->hstate = H_NONE;
+  r->scan = S_START;
+  r->trailer_bytes = 0;
   r->content_length = -1;
   r->chunked = false;
   r->expect_continue = false;

@@ -40,7 +40,9 @@ typedef struct mc__h1_reader {
   mc__h1_span *spans;     /* limits.max_headers entries */
   mc__h1_header *headers; /* slices into head, valid from MC_H1_HEAD on */
   uint32_t nheaders;
-  int last_cb; /* which span callback ran last, to join split spans */
+  int hstate;             /* which span the callbacks are in */
+  int scan;               /* scan_head's state across reads */
+  uint32_t trailer_bytes; /* of a chunked body's trailers, counted only */
 
   /* valid from MC_H1_HEAD until mc__h1_reader_next */
   mc_slice method;
@@ -54,11 +56,10 @@ typedef struct mc__h1_reader {
   mc_buf body;       /* whole request body, at most body_limit bytes */
   size_t body_limit; /* set by the owner at MC_H1_HEAD; 0 refuses any body */
 
-  int status;             /* MC_H1_ERROR: the status to answer with */
-  const char *reason;     /* MC_H1_ERROR: why, for the problem detail */
-  bool in_message;        /* some bytes of a request have been seen */
-  mc__h1_event event;     /* what the last callback reported */
-  const char *exec_start; /* start of the bytes being parsed now */
+  int status;         /* MC_H1_ERROR: the status to answer with */
+  const char *reason; /* MC_H1_ERROR: why, for the problem detail */
+  bool in_message;    /* some bytes of a request have been seen */
+  mc__h1_event event; /* what the last callback reported */
 } mc__h1_reader;
 
 /* Sets up r; returns 0 or MC_ENOMEM. */

@@ -272,3 +272,30 @@ def test_garbage_gets_an_answer_not_a_crash(hello):
 def test_server_answers_after_every_refusal(hello):
     r = requests.get(f"{hello.url}/hello/alive")
     assert r.json() == {"message": "Hello, alive!"}
+
+
+def test_upgrade_h2c_is_ignored_and_keep_alive_goes_on(hello):
+    # What curl --http2 sends on plain http: we answer in HTTP/1.1.
+    req = (b"GET /hello/up HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+           + get(b"/hello/next", b"Connection: close\r\n"))
+    rs = parse_responses(exchange(hello.port, req))
+    assert [r.status for r in rs] == [200, 200]
+    assert rs[1].json() == {"message": "Hello, next!"}
+
+
+def test_chunked_trailers_leave_the_request_intact(hello):
+    # Regression: trailers used to be stored over the request's headers.
+    body = b'{"message":"t","count":2}'
+    req = (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+           b"X-Request-Id: trailer-test\r\nTransfer-Encoding: chunked\r\n"
+           b"Connection: close\r\n\r\n" + b"%x\r\n" % len(body) + body +
+           b"\r\n0\r\nX-Checksum: " + b"a" * 3000 + b"\r\n\r\n")
+    r = one_response(exchange(hello.port, req))
+    assert r.status == 200
+    assert r.header("x-request-id") == "trailer-test"
+
+
+def test_connect_is_refused(hello):
+    closes_after(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+                 hello.port, 400)

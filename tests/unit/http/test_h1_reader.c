@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "http/h1_reader.h"
@@ -218,4 +219,84 @@ Test(h1, head_memory_is_reused_across_requests) {
     mc__h1_reader_next(&r);
   }
   cr_assert_leq(r.head.cap, 1025);
+}
+
+/* ---- regressions found by fuzzing ---------------------------------------- */
+
+/* Trailers after a chunked body used to be appended to the head buffer,
+ * moving it under the header slices (a heap use-after-free). */
+Test(h1, trailers_do_not_move_the_head) {
+  char req[512];
+  int n = snprintf(req, sizeof req,
+                   "POST /o HTTP/1.1\r\nHost: h\r\nX-Request-Id: abc\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+                   "X-Checksum: %0200d\r\n\r\n",
+                   7);
+  cr_assert_eq(run(req, (size_t)n, 100, NULL), MC_H1_DONE);
+  cr_assert(mc_slice_eq(mc__h1_reader_header(&r, MC_LIT("x-request-id")),
+                        MC_LIT("abc")));
+  cr_assert_eq(r.nheaders, 3, "trailers are not headers");
+  cr_assert(mc_slice_eq(mc_buf_slice(&r.body), MC_LIT("abc")));
+}
+
+Test(h1, oversized_trailers_are_431) {
+  char req[2048];
+  int n = snprintf(req, sizeof req,
+                   "POST /o HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                   "chunked\r\n\r\n0\r\nX-T: %01500d\r\n\r\n",
+                   1);
+  cr_assert_eq(run(req, (size_t)n, 100, NULL), MC_H1_ERROR);
+  cr_assert_eq(r.status, 431);
+}
+
+/* The fold used to be accepted when a read ended right before it. */
+Test(h1, obs_fold_split_across_reads_is_400) {
+  const char a[] = "GET / HTTP/1.1\r\nHost: h\r\nX-F: first\r\n";
+  const char b[] = " second\r\n\r\n";
+  size_t used;
+  cr_assert_eq(mc__h1_reader_feed(&r, a, sizeof a - 1, &used), MC_H1_MORE);
+  cr_assert_eq(mc__h1_reader_feed(&r, b, sizeof b - 1, &used), MC_H1_ERROR);
+  cr_assert_eq(r.status, 400);
+}
+
+BAD(obs_fold_after_an_empty_value,
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+    "0\r\n\r\n",
+    400)
+BAD(whitespace_before_the_first_field, "GET / HTTP/1.1\r\n Host: h\r\n\r\n",
+    400)
+BAD(empty_header_name, "GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n", 400)
+BAD(empty_transfer_encoding_with_content_length,
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\nContent-Length: "
+    "3\r\n\r\nabc",
+    400)
+BAD(content_length_over_int64,
+    "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551615\r\n"
+    "\r\n",
+    413)
+BAD(connect_is_refused,
+    "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 3\r\n\r\nabc",
+    400)
+
+/* curl sends Upgrade: h2c; we stay in HTTP/1.1 and serve what follows. */
+Test(h1, upgrade_is_ignored_and_the_next_request_served) {
+  const char req[] = "GET /a HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, "
+                     "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: "
+                     "AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\nGET /b HTTP/1.1\r\n"
+                     "Host: h\r\n\r\n";
+  size_t used;
+  cr_assert_eq(run(req, sizeof req - 1, 0, &used), MC_H1_DONE);
+  cr_assert(mc_slice_eq(r.target, MC_LIT("/a")));
+  mc__h1_reader_next(&r);
+  cr_assert_eq(run(req + used, sizeof req - 1 - used, 0, NULL), MC_H1_DONE);
+  cr_assert(mc_slice_eq(r.target, MC_LIT("/b")));
+}
+
+Test(h1, duplicate_content_length_says_so) {
+  cr_assert_eq(RUN("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n"
+                   "Content-Length: 2\r\n\r\nab",
+                   10),
+               MC_H1_ERROR);
+  cr_assert_eq(r.status, 400);
+  cr_assert_null(strstr(r.reason, "Transfer-Encoding"), "%s", r.reason);
 }
