@@ -1,0 +1,773 @@
+/* A unary gRPC call over plaintext HTTP/2 (h2c with prior knowledge), one
+ * connection per call. See grpc/grpc_int.h.
+ *
+ * The fiber drives three phases (name lookup, connect, exchange), waiting
+ * in each until a loop callback, the timer or a cancel ends the wait,
+ * exactly once. During the exchange, nghttp2 is fed what the socket reads
+ * and what it wants to send is written; its callbacks only take notes
+ * (they may run deep inside nghttp2_session_mem_recv, where resuming the
+ * fiber could free the session under nghttp2's feet), and the read and
+ * write callbacks decide, once nghttp2 has returned, whether the call is
+ * over.
+ *
+ * Everything libuv holds (handles, requests, the read buffer) lives in the
+ * heap object `call`, freed only once libuv has called back for both
+ * handles; a name lookup the fiber stopped waiting for frees itself when
+ * it ends. */
+#include <nghttp2/nghttp2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/fiber_int.h"
+#include "grpc/framing.h"
+#include "grpc/grpc_int.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_MAX_RESPONSE (4u << 20) /* gRPC's usual receive limit */
+#define MAX_HEADER_BYTES (64u << 10)
+#define MAX_GRPC_MESSAGE (8u << 10) /* of grpc-message kept; the rest cut */
+#define MAX_PENDING_OUT (1u << 20)
+#define READ_BUF (32u << 10)
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+enum phase { P_LOOKUP, P_CONNECT, P_EXCHANGE };
+
+typedef struct lookup lookup;
+typedef struct call call;
+
+/* A name lookup cannot be stopped once a pool thread runs it, so it owns
+ * itself: the call lets go of it (c = NULL) when it stops waiting. */
+struct lookup {
+  uv_getaddrinfo_t req;
+  call *c;
+};
+
+struct call {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  int open_handles;
+  bool closing;
+  /* the fiber's wait */
+  mc_fiber *waiter;
+  bool waiting;
+  int result;
+  enum phase phase;
+  lookup *looking_up;
+  struct sockaddr_storage addr;
+  /* HTTP/2 */
+  nghttp2_session *h2;
+  int32_t stream_id;
+  mc_buf out; /* frames handed to libuv, until it has written them */
+  bool writing;
+  mc_buf body; /* the framed request */
+  size_t body_off;
+  /* what came back */
+  int http_status;
+  char content_type[64];
+  bool has_content_type, long_content_type;
+  int grpc_status; /* -1: none */
+  bool bad_grpc_status;
+  mc_buf grpc_message; /* raw, percent-encoded */
+  size_t header_bytes;
+  mc__grpc_reader rd;
+  mc_buf reply; /* the first message */
+  bool compressed;
+  bool remote_done;   /* the server ended its side of the stream */
+  bool stream_closed; /* the stream ended */
+  uint32_t close_code;
+  bool rst_received, rst_sent, goaway_seen;
+  bool proto;     /* nghttp2 found the server breaking HTTP/2 */
+  int error;      /* a cap, memory, or nghttp2 itself failing: the call ends */
+  int read_error; /* the socket read failed or met EOF */
+  char why[200];  /* the first account of what went wrong */
+  char rbuf[READ_BUF];
+};
+
+static int from_uv(int uverr) {
+  switch (uverr) {
+  case 0:
+    return 0;
+  case UV_ECONNREFUSED:
+  case UV_ENETUNREACH:
+  case UV_EHOSTUNREACH:
+  case UV_EADDRNOTAVAIL:
+    return MC_ECONNREFUSED;
+  case UV_ECONNRESET:
+  case UV_EPIPE:
+  case UV_ECONNABORTED:
+    return MC_ECONNRESET;
+  case UV_ETIMEDOUT:
+    return MC_ETIMEDOUT;
+  case UV_ECANCELED:
+    return MC_ECANCELED;
+  case UV_ENOMEM:
+  case UV_ENOBUFS:
+    return MC_ENOMEM;
+  case UV_EOF:
+    return MC_ECLOSED;
+  }
+  return MC_EIO;
+}
+
+static void set_why(call *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void set_why(call *c, const char *fmt, ...) {
+  if (c->why[0])
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->why, sizeof c->why, fmt, ap);
+  va_end(ap);
+}
+
+static void set_error(call *c, int err, const char *why) {
+  if (!c->error)
+    c->error = err;
+  set_why(c, "%s", why);
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
+/* Ends the fiber's wait with result, once. From a cancel function the
+ * fiber is queued, never resumed on the spot. */
+static void finish(call *c, int result, bool queue) {
+  if (!c->waiting)
+    return;
+  c->waiting = false;
+  c->result = result;
+  if (queue)
+    mc__fiber_ready(c->waiter);
+  else
+    mc__fiber_resume(c->waiter);
+}
+
+static void on_timeout(uv_timer_t *t) {
+  finish(t->data, MC_ETIMEDOUT, false);
+}
+
+static void on_cancel(void *arg) {
+  finish(arg, MC_ECANCELED, true);
+}
+
+static int call_wait(call *c, uint64_t deadline) {
+  /* A fiber canceled while it was not waiting has no wait to end: it must
+   * not start one. */
+  if (mc_fiber_canceled())
+    return MC_ECANCELED;
+  uint64_t now = mc_now_ns();
+  if (deadline <= now)
+    return MC_ETIMEDOUT;
+  c->waiting = true;
+  c->result = 0;
+  c->waiter = mc_fiber_current();
+  uv_update_time(c->timer.loop); /* the loop's clock may lag the fiber */
+  uv_timer_start(&c->timer, on_timeout, (deadline - now + 999999) / 1000000, 0);
+  mc__fiber_wait_begin(on_cancel, c);
+  mc__fiber_yield();
+  mc__fiber_wait_end();
+  uv_timer_stop(&c->timer);
+  return c->result;
+}
+
+/* ---- the call object ----------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  call *c = h->data;
+  if (--c->open_handles > 0)
+    return;
+  nghttp2_session_del(c->h2);
+  mc_buf_free(&c->out);
+  mc_buf_free(&c->body);
+  mc_buf_free(&c->grpc_message);
+  mc_buf_free(&c->reply);
+  mc__grpc_reader_free(&c->rd);
+  free(c);
+}
+
+static void lookup_let_go(call *c) {
+  if (!c->looking_up)
+    return;
+  c->looking_up->c = NULL;
+  uv_cancel((uv_req_t *)&c->looking_up->req); /* fails if it runs: fine */
+  c->looking_up = NULL;
+}
+
+static void call_close(call *c) {
+  if (c->closing)
+    return;
+  c->closing = true;
+  lookup_let_go(c);
+  /* A pending connect or write is called back with UV_ECANCELED before
+   * the close callbacks run. */
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static call *call_new(uv_loop_t *loop, size_t max_response) {
+  call *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  if (uv_tcp_init(loop, &c->tcp) != 0) {
+    free(c);
+    return NULL;
+  }
+  uv_timer_init(loop, &c->timer);
+  c->tcp.data = c->timer.data = c->creq.data = c->wreq.data = c;
+  c->open_handles = 2;
+  c->grpc_status = -1;
+  mc_buf_init(&c->out, MAX_PENDING_OUT);
+  mc_buf_init(&c->body, 0);
+  mc_buf_init(&c->grpc_message, MAX_GRPC_MESSAGE);
+  mc_buf_init(&c->reply, 0);
+  mc__grpc_reader_init(&c->rd, max_response);
+  return c;
+}
+
+/* ---- name lookup and connect --------------------------------------------- */
+
+static void on_looked_up(uv_getaddrinfo_t *r, int status,
+                         struct addrinfo *res) {
+  lookup *op = r->data;
+  call *c = op->c;
+  if (c) {
+    c->looking_up = NULL;
+    int err = MC_ENAME;
+    if (status == 0 && res && res->ai_addrlen <= sizeof c->addr) {
+      memcpy(&c->addr, res->ai_addr, res->ai_addrlen);
+      err = 0;
+    } else {
+      set_why(c, "the name could not be resolved: %s",
+              status ? uv_strerror(status) : "no address");
+    }
+    finish(c, err, false);
+  }
+  uv_freeaddrinfo(res);
+  free(op);
+}
+
+static int look_up(call *c, const char *name, int port, uint64_t deadline) {
+  /* "localhost" may come back as ::1 first, where few test servers
+   * listen; take the IPv4 loopback as the HTTP client does. */
+  const char *lit = strcmp(name, "localhost") == 0 ? "127.0.0.1" : name;
+  if (uv_ip4_addr(lit, port, (struct sockaddr_in *)&c->addr) == 0 ||
+      uv_ip6_addr(lit, port, (struct sockaddr_in6 *)&c->addr) == 0)
+    return 0;
+  lookup *op = calloc(1, sizeof *op);
+  if (!op)
+    return MC_ENOMEM;
+  op->c = c;
+  op->req.data = op;
+  char portstr[8];
+  snprintf(portstr, sizeof portstr, "%d", port);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  if (uv_getaddrinfo(c->tcp.loop, &op->req, on_looked_up, name, portstr,
+                     &hints) != 0) {
+    free(op);
+    set_why(c, "the name lookup could not start");
+    return MC_ENAME;
+  }
+  c->looking_up = op;
+  c->phase = P_LOOKUP;
+  int err = call_wait(c, deadline);
+  lookup_let_go(c);
+  return err;
+}
+
+static void on_connect(uv_connect_t *r, int status) {
+  finish(r->data, from_uv(status), false);
+}
+
+static int connect_to(call *c, uint64_t deadline) {
+  c->phase = P_CONNECT;
+  int err = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&c->addr,
+                           on_connect);
+  if (err)
+    return from_uv(err);
+  err = call_wait(c, deadline);
+  if (!err)
+    uv_tcp_nodelay(&c->tcp, 1);
+  return err;
+}
+
+/* ---- the exchange: deciding ---------------------------------------------- */
+
+/* Whether the exchange is over, and how. */
+static bool decided(call *c, int *result) {
+  if (c->error) {
+    *result = c->error;
+    return true;
+  }
+  if (c->remote_done) {
+    *result = 0;
+    return true;
+  }
+  if (c->stream_closed) { /* closed without the server's END_STREAM */
+    if (c->proto || c->rst_sent) {
+      set_why(c, "the answer broke HTTP/2 rules; the client reset the stream");
+      *result = MC_EPROTO;
+    } else {
+      set_why(c, "%s: %s",
+              c->rst_received  ? "the server reset the stream"
+              : c->goaway_seen ? "the server went away before answering"
+                               : "the stream ended early",
+              nghttp2_http2_strerror(c->close_code));
+      *result = MC_ECONNRESET;
+    }
+    return true;
+  }
+  if (c->read_error) {
+    *result = c->proto ? MC_EPROTO : c->read_error;
+    return true;
+  }
+  if (c->h2 && !nghttp2_session_want_read(c->h2) &&
+      !nghttp2_session_want_write(c->h2)) {
+    /* The session is over: GOAWAY went one way or the other. */
+    set_why(c, "the HTTP/2 session ended before the answer did");
+    *result = c->proto ? MC_EPROTO : MC_ECLOSED;
+    return true;
+  }
+  return false;
+}
+
+/* Called last by every loop callback of the exchange: the fiber may run
+ * (and close the call) inside it. */
+static void settle(call *c) {
+  int result;
+  if (c->waiting && c->phase == P_EXCHANGE && decided(c, &result))
+    finish(c, result, false);
+}
+
+/* ---- the exchange: bytes ------------------------------------------------- */
+
+static void on_write(uv_write_t *w, int status);
+
+/* Writes what nghttp2 has queued, one uv_write at a time: the frames
+ * serialized meanwhile wait inside nghttp2. */
+static void flush_out(call *c) {
+  if (c->writing || c->closing || c->error)
+    return;
+  for (;;) {
+    const uint8_t *p;
+    ssize_t n = nghttp2_session_mem_send(c->h2, &p);
+    if (n < 0) {
+      set_error(c, n == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EPROTO,
+                nghttp2_strerror((int)n));
+      return;
+    }
+    if (n == 0)
+      break;
+    int err = mc_buf_append(&c->out, p, (size_t)n);
+    if (err) {
+      set_error(c, err, "too much to send");
+      return;
+    }
+  }
+  if (!c->out.len)
+    return;
+  uv_buf_t b = uv_buf_init(c->out.ptr, (unsigned)c->out.len);
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) == 0)
+    c->writing = true;
+  /* A write that fails leaves the verdict to the read side, which sees
+   * the same broken connection and, first, what the peer said before. */
+}
+
+static void on_write(uv_write_t *w, int status) {
+  call *c = w->data;
+  c->writing = false;
+  mc_buf_reset(&c->out);
+  if (c->closing)
+    return;
+  if (status == 0)
+    flush_out(c);
+  settle(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  call *c = h->data;
+  buf->base = c->rbuf;
+  buf->len = sizeof c->rbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  call *c = s->data;
+  if (c->closing || nread == 0)
+    return;
+  if (nread < 0) {
+    uv_read_stop(s);
+    c->read_error = from_uv((int)nread);
+    set_why(c, "%s",
+            nread == UV_EOF ? "the server closed the connection"
+                            : uv_strerror((int)nread));
+  } else {
+    ssize_t rv = nghttp2_session_mem_recv(c->h2, (const uint8_t *)buf->base,
+                                          (size_t)nread);
+    if (rv < 0) {
+      uv_read_stop(s);
+      set_error(c, rv == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EPROTO,
+                nghttp2_strerror((int)rv));
+    } else {
+      flush_out(c); /* SETTINGS and PING acks, WINDOW_UPDATEs, GOAWAY */
+    }
+  }
+  settle(c);
+}
+
+/* ---- the exchange: nghttp2's callbacks, which only take notes ------ */
+
+static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
+                         size_t length, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud) {
+  call *c = src->ptr;
+  size_t n = c->body.len - c->body_off;
+  if (n > length)
+    n = length;
+  memcpy(buf, c->body.ptr + c->body_off, n);
+  c->body_off += n;
+  if (c->body_off == c->body.len)
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+static bool grpc_content_type(mc_slice v) {
+  mc_slice base = MC_LIT("application/grpc");
+  return mc_slice_starts_with(v, base) &&
+         (v.len == base.len || v.ptr[base.len] == '+' ||
+          v.ptr[base.len] == ';');
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *ud) {
+  call *c = ud;
+  if (frame->hd.stream_id != c->stream_id)
+    return 0;
+  /* nghttp2 caps each field; the whole is ours to cap (32 per field, as
+   * HPACK counts). */
+  c->header_bytes += namelen + valuelen + 32;
+  if (c->header_bytes > MAX_HEADER_BYTES) {
+    set_error(c, MC_ETOOBIG, "the answer's headers are over 64 KiB");
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  mc_slice n = {(const char *)name, namelen};
+  mc_slice v = {(const char *)value, valuelen};
+  if (mc_slice_eq(n, MC_LIT(":status"))) {
+    int64_t st;
+    if (mc_slice_to_i64(v, &st) == 0)
+      c->http_status = (int)st;
+  } else if (mc_slice_eq(n, MC_LIT("content-type"))) {
+    c->has_content_type = true;
+    c->long_content_type = valuelen >= sizeof c->content_type;
+    size_t k = c->long_content_type ? sizeof c->content_type - 1 : valuelen;
+    memcpy(c->content_type, value, k);
+    c->content_type[k] = 0;
+  } else if (mc_slice_eq(n, MC_LIT("grpc-status"))) {
+    c->bad_grpc_status = mc__grpc_status_parse(v, &c->grpc_status) != 0;
+  } else if (mc_slice_eq(n, MC_LIT("grpc-message"))) {
+    size_t k = valuelen > MAX_GRPC_MESSAGE ? MAX_GRPC_MESSAGE : valuelen;
+    mc_buf_reset(&c->grpc_message);
+    if (mc_buf_append(&c->grpc_message, value, k) != 0) {
+      set_error(c, MC_ENOMEM, "out of memory");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+  }
+  return 0;
+}
+
+static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id,
+                   const uint8_t *data, size_t len, void *ud) {
+  call *c = ud;
+  if (stream_id != c->stream_id)
+    return 0;
+  while (len > 0) {
+    size_t used;
+    mc__grpc_frame_event ev = mc__grpc_reader_feed(&c->rd, data, len, &used);
+    data += used;
+    len -= used;
+    if (ev == MC_GRPC_FRAME_ERROR) {
+      int err = c->rd.error;
+      set_error(c, err,
+                err == MC_ETOOBIG  ? "the answer's message is over the cap"
+                : err == MC_ENOMEM ? "out of memory"
+                                   : "a message prefix is malformed");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (ev == MC_GRPC_FRAME_MESSAGE) {
+      c->compressed |= c->rd.compressed;
+      /* A unary answer has one message; more are counted and refused. */
+      if (c->rd.nmsgs == 1 &&
+          mc_buf_append(&c->reply, c->rd.msg.ptr, c->rd.msg.len) != 0) {
+        set_error(c, MC_ENOMEM, "out of memory");
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+    }
+  }
+  return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
+                         void *ud) {
+  call *c = ud;
+  switch (frame->hd.type) {
+  case NGHTTP2_HEADERS:
+  case NGHTTP2_DATA:
+    if (frame->hd.stream_id == c->stream_id &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+      c->remote_done = true;
+    break;
+  case NGHTTP2_RST_STREAM:
+    if (frame->hd.stream_id == c->stream_id)
+      c->rst_received = true;
+    break;
+  case NGHTTP2_GOAWAY:
+    c->goaway_seen = true;
+    if (frame->goaway.error_code != NGHTTP2_NO_ERROR)
+      set_why(c, "the server sent GOAWAY: %s",
+              nghttp2_http2_strerror(frame->goaway.error_code));
+    break;
+  }
+  return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame,
+                         void *ud) {
+  call *c = ud;
+  if (frame->hd.type == NGHTTP2_RST_STREAM &&
+      frame->hd.stream_id == c->stream_id)
+    c->rst_sent = true;
+  /* Some violations (DATA before the response's HEADERS, say) end the
+   * session with no callback but this GOAWAY, whose debug data holds
+   * nghttp2's reason. */
+  if (frame->hd.type == NGHTTP2_GOAWAY &&
+      frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+    c->proto = true;
+    set_why(c, "the server broke HTTP/2: %s (%.*s)",
+            nghttp2_http2_strerror(frame->goaway.error_code),
+            (int)frame->goaway.opaque_data_len,
+            (const char *)frame->goaway.opaque_data);
+  }
+  return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t stream_id,
+                           uint32_t error_code, void *ud) {
+  call *c = ud;
+  if (stream_id == c->stream_id) {
+    c->stream_closed = true;
+    c->close_code = error_code;
+  }
+  return 0;
+}
+
+static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *frame,
+                            int lib_error_code, void *ud) {
+  call *c = ud;
+  c->proto = true;
+  set_why(c, "the server broke HTTP/2: %s", nghttp2_strerror(lib_error_code));
+  return 0;
+}
+
+/* nghttp2's account of a protocol error, e.g. an HTTP/1.1 answer where the
+ * server's SETTINGS should be. */
+static int on_error(nghttp2_session *s, int lib_error_code, const char *msg,
+                    size_t len, void *ud) {
+  call *c = ud;
+  c->proto = true;
+  set_why(c, "%.*s", (int)len, msg);
+  return 0;
+}
+
+/* ---- the exchange -------------------------------------------------------- */
+
+static int session_new(call *c) {
+  nghttp2_session_callbacks *cbs;
+  if (nghttp2_session_callbacks_new(&cbs) != 0)
+    return MC_ENOMEM;
+  nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+      cbs, on_invalid_frame);
+  nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
+  int rv = nghttp2_session_client_new(&c->h2, cbs, c);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0)
+    return MC_ENOMEM;
+  /* The client preface: nghttp2 sends the magic, then these SETTINGS. */
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_BYTES},
+  };
+  if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, COUNT(iv)))
+    return MC_ENOMEM;
+  return 0;
+}
+
+#define NV(name, value, valuelen)                                              \
+  {                                                                            \
+    (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, (valuelen),       \
+        NGHTTP2_NV_FLAG_NONE                                                   \
+  }
+
+static int exchange(call *c, const mc__grpc_unary_req *req, uint64_t deadline) {
+  c->phase = P_EXCHANGE;
+  uint8_t prefix[MC_GRPC_PREFIX_LEN];
+  mc__grpc_prefix(prefix, false, (uint32_t)req->message.len);
+  if (mc_buf_append(&c->body, prefix, sizeof prefix) != 0 ||
+      mc_buf_append_slice(&c->body, req->message) != 0)
+    return MC_ENOMEM;
+  int err = session_new(c);
+  if (err)
+    return err;
+
+  bool v6 = memchr(req->host.ptr, ':', req->host.len) != NULL;
+  char authority[300];
+  int alen = snprintf(authority, sizeof authority, "%s%.*s%s:%d", v6 ? "[" : "",
+                      MC_SLICE_ARG(req->host), v6 ? "]" : "", req->port);
+  uint64_t now = mc_now_ns();
+  char timeout[10];
+  size_t tlen =
+      mc__grpc_timeout_format(deadline > now ? deadline - now : 1, timeout);
+  static const char ua[] = "microc-grpc/" MC_VERSION;
+  nghttp2_nv nva[] = {
+      NV(":method", "POST", 4),
+      NV(":scheme", "http", 4),
+      NV(":path", req->path.ptr, req->path.len),
+      NV(":authority", authority, (size_t)alen),
+      NV("content-type", "application/grpc", 16),
+      NV("te", "trailers", 8),
+      NV("grpc-timeout", timeout, tlen),
+      NV("user-agent", ua, sizeof ua - 1),
+  };
+  nghttp2_data_provider body = {.source.ptr = c, .read_callback = read_body};
+  c->stream_id = nghttp2_submit_request(c->h2, NULL, nva, COUNT(nva), &body, c);
+  if (c->stream_id < 0)
+    return c->stream_id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
+
+  err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (err)
+    return from_uv(err);
+  flush_out(c);
+  int result;
+  if (decided(c, &result))
+    return result;
+  return call_wait(c, deadline);
+}
+
+/* The exchange ended with the server's END_STREAM: is it gRPC, and how
+ * did the call end? */
+static int conclude(call *c, mc__grpc_unary_res *res) {
+  if (c->http_status != 200) {
+    set_why(c, "HTTP status %d: not a gRPC answer", c->http_status);
+    return MC_EPROTO;
+  }
+  if (c->has_content_type &&
+      (c->long_content_type ||
+       !grpc_content_type(mc_slice_cstr(c->content_type)))) {
+    set_why(c, "content-type %s: not a gRPC answer", c->content_type);
+    return MC_EPROTO;
+  }
+  if (c->grpc_status < 0 || c->bad_grpc_status) {
+    set_why(c, "the answer has no valid grpc-status");
+    return MC_EPROTO;
+  }
+  if (c->grpc_status == MC_GRPC_OK) {
+    if (!mc__grpc_reader_at_boundary(&c->rd)) {
+      set_why(c, "the answer ends inside a message");
+      return MC_EPROTO;
+    }
+    if (c->compressed) {
+      set_why(c, "a compressed message, though no compression was offered");
+      return MC_EPROTO;
+    }
+    if (c->rd.nmsgs != 1) {
+      set_why(c, "%llu messages in the answer to a unary call",
+              (unsigned long long)c->rd.nmsgs);
+      return MC_EPROTO;
+    }
+    mc_buf tmp = res->reply;
+    res->reply = c->reply;
+    c->reply = tmp;
+  }
+  res->grpc_status = c->grpc_status;
+  return 0;
+}
+
+static bool host_ok(mc_slice h) {
+  if (h.len == 0 || h.len > 253)
+    return false;
+  for (size_t i = 0; i < h.len; i++) {
+    unsigned char ch = (unsigned char)h.ptr[i];
+    if (ch <= 0x20 || ch >= 0x7F || ch == '/' || ch == '[' || ch == ']' ||
+        ch == '@')
+      return false;
+  }
+  return true;
+}
+
+static void put_text(mc__grpc_unary_res *res, const char *s) {
+  if (res->text)
+    mc__grpc_text_copy(mc_slice_cstr(s ? s : ""), res->text, res->text_cap);
+}
+
+int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res) {
+  res->grpc_status = -1;
+  mc_buf_init(&res->reply, 0);
+  put_text(res, NULL);
+  uv_loop_t *loop = mc__sched_loop();
+  if (!loop || !mc_fiber_current()) {
+    put_text(res, "not called from a fiber");
+    return MC_ESTATE;
+  }
+  if (mc_fiber_canceled()) {
+    put_text(res, mc_strerror(MC_ECANCELED));
+    return MC_ECANCELED;
+  }
+  if (!host_ok(req->host) || req->port < 1 || req->port > 65535 ||
+      !req->path.len || req->path.ptr[0] != '/' ||
+      req->message.len > UINT32_MAX) {
+    put_text(res, "bad host, port or path");
+    return MC_EINVAL;
+  }
+  uint64_t now = mc_now_ns();
+  uint64_t deadline =
+      now + (req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS) * 1000000u;
+  if (deadline < now) /* a timeout too large to add */
+    deadline = UINT64_MAX;
+  uint64_t fd = mc_deadline();
+  if (fd && fd < deadline)
+    deadline = fd;
+
+  call *c = call_new(loop, req->max_response ? req->max_response
+                                             : DEFAULT_MAX_RESPONSE);
+  if (!c) {
+    put_text(res, mc_strerror(MC_ENOMEM));
+    return MC_ENOMEM;
+  }
+  char name[256];
+  memcpy(name, req->host.ptr, req->host.len);
+  name[req->host.len] = 0;
+  int err = look_up(c, name, req->port, deadline);
+  if (!err)
+    err = connect_to(c, deadline);
+  if (!err)
+    err = exchange(c, req, deadline);
+  if (!err)
+    err = conclude(c, res);
+  if (err) {
+    /* A verdict from the clock or a cancel outranks notes taken before. */
+    bool ours = err == MC_ETIMEDOUT || err == MC_ECANCELED;
+    put_text(res, c->why[0] && !ours ? c->why : mc_strerror(err));
+  } else if (res->text && res->text_cap) {
+    mc__grpc_message_decode(mc_buf_slice(&c->grpc_message), res->text,
+                            res->text_cap);
+  }
+  call_close(c);
+  return err;
+}

@@ -1,0 +1,34 @@
+/* gRPC internals shared by the module's files: the unary call that the
+ * health client (and, later, other clients) make. */
+#ifndef MICROC_GRPC_INT_H
+#define MICROC_GRPC_INT_H
+
+#include "microc/grpc.h"
+
+typedef struct mc__grpc_unary_req {
+  mc_slice host;       /* a name or an IP literal, IPv6 without brackets */
+  int port;            /* 1-65535 */
+  mc_slice path;       /* "/package.Service/Method" */
+  mc_slice message;    /* the serialized request, unframed */
+  uint64_t timeout_ms; /* the whole call; 0: 10 s. The fiber's deadline
+                        * (mc_deadline) also ends it. */
+  size_t max_response; /* cap on the response message; 0: 4 MiB */
+} mc__grpc_unary_req;
+
+typedef struct mc__grpc_unary_res {
+  int grpc_status; /* the call's status; -1 unless 0 was returned */
+  mc_buf reply;    /* the response message, unframed, when the status is
+                    * OK; initialized by the call, freed by the caller
+                    * with mc_buf_free whatever the call returned */
+  char *text;      /* caller's buffer (may be NULL): grpc-message, decoded,
+                    * or the error's account; NUL-terminated */
+  size_t text_cap;
+} mc__grpc_unary_res;
+
+/* Makes one unary call on a new h2c connection (closed afterwards) from a
+ * fiber, which it suspends. Returns 0 when the call completed with a
+ * grpc-status (see res->grpc_status; when it is OK exactly one message was
+ * received, in res->reply), or the errors of mc_grpc_health_check. */
+int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res);
+
+#endif
