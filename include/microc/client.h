@@ -89,6 +89,12 @@ MC_EXTERN int mc_url_parse(mc_slice url, mc_url *out);
  * GET, HEAD, OPTIONS, TRACE, PUT, DELETE. */
 MC_EXTERN bool mc_http_idempotent(mc_slice method);
 
+/* Whether a TCP connection to host:port can be made within timeout_ms (and
+ * the fiber's deadline); the connection is closed at once. Suspends the
+ * fiber. Returns 0, MC_ECONNREFUSED, MC_ETIMEDOUT, MC_ENAME, MC_ECANCELED,
+ * MC_ESTATE outside a fiber, MC_ENOMEM. */
+MC_EXTERN int mc_tcp_probe(mc_slice host, int port, uint64_t timeout_ms);
+
 /* Counters of this thread's connection pool, for /metrics. */
 typedef struct mc_http_pool_stats {
   uint64_t opened;  /* connections made */

@@ -99,6 +99,9 @@ MC_EXTERN int mc_consul_decode_check(mc_slice json, mc_arena *a,
  * mc_consul_decode_service reads it back. MC_ENOMEM, MC_ETOOBIG. */
 MC_EXTERN int mc_consul_encode_service(const mc_consul_service *s, mc_buf *out);
 
+/* Appends one check as JSON that mc_consul_decode_check reads back. */
+MC_EXTERN int mc_consul_encode_check(const mc_consul_check *c, mc_buf *out);
+
 /* Appends a Go duration ("10s", "1m30s", "1.5ms") for ns. */
 MC_EXTERN int mc_go_duration_format(int64_t ns, mc_buf *out);
 

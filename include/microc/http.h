@@ -70,6 +70,7 @@ typedef struct mc_app_info {
   const char *version;     /* API version for OpenAPI ("0.1.0") */
   const char *title;       /* OpenAPI title (defaults to name) */
   const char *description; /* OpenAPI description */
+  int max_workers;         /* most worker threads the app runs on (0: any) */
 } mc_app_info;
 
 /* ---- apps ------------------------------------------------------------- */
@@ -125,6 +126,15 @@ MC_EXTERN const char *mc_app_name(const mc_app *app);
 MC_EXTERN const char *mc_app_host(const mc_app *app);
 MC_EXTERN int mc_app_port(const mc_app *app);
 MC_EXTERN int mc_app_worker_count(const mc_app *app);
+/* Whether shutdown has begun (SIGTERM or SIGINT arrived): long polls
+ * should answer now rather than hold the drain up. Any thread. */
+MC_EXTERN bool mc_app_draining(const mc_app *app);
+/* Adds Prometheus text of the app's own to /metrics: fn appends lines
+ * (with their # HELP and # TYPE) to out. It runs on the worker thread that
+ * serves the scrape. MC_ETOOBIG past 8. */
+MC_EXTERN int mc_app_metrics_add(mc_app *app,
+                                 int (*fn)(mc_app *app, mc_buf *out, void *ud),
+                                 void *ud);
 
 /* Parses the flags (see --help), serves until SIGTERM or SIGINT, drains
  * and returns the process exit code. */
@@ -146,6 +156,10 @@ MC_EXTERN mc_slice mc_req_header(const mc_req *req, mc_slice name);
 MC_EXTERN mc_slice mc_req_param(const mc_req *req, const char *name);
 /* A query parameter (first occurrence), percent-decoded, or {NULL,0}. */
 MC_EXTERN mc_slice mc_req_query_param(mc_req *req, const char *name);
+/* Every value of a repeated query parameter, in order: up to max go to
+ * out; returns how many there are. */
+MC_EXTERN size_t mc_req_query_all(mc_req *req, const char *name, mc_slice *out,
+                                  size_t max);
 MC_EXTERN mc_slice mc_req_body_raw(const mc_req *req);
 /* Decoded and validated models of the route (NULL when not declared). */
 MC_EXTERN const void *mc_req_params(const mc_req *req);

@@ -570,7 +570,7 @@ static void jdur(mc_buf *b, const char *key, int64_t ns, bool *first) {
   *first = false;
 }
 
-static void encode_check(const mc_consul_check *c, mc_buf *b) {
+int mc_consul_encode_check(const mc_consul_check *c, mc_buf *b) {
   bool first = true;
   mc_buf_append_char(b, '{');
   if (c->id && *c->id)
@@ -643,7 +643,7 @@ static void encode_check(const mc_consul_check *c, mc_buf *b) {
   if (c->failures_before_critical)
     mc_buf_appendf(b, ",\"FailuresBeforeCritical\":%lld",
                    (long long)c->failures_before_critical);
-  mc_buf_append_char(b, '}');
+  return mc_buf_append_char(b, '}');
 }
 
 int mc_consul_encode_service(const mc_consul_service *s, mc_buf *b) {
@@ -684,7 +684,7 @@ int mc_consul_encode_service(const mc_consul_service *s, mc_buf *b) {
     for (size_t i = 0; i < s->nchecks; i++) {
       if (i)
         mc_buf_append_char(b, ',');
-      encode_check(&s->checks[i], b);
+      mc_consul_encode_check(&s->checks[i], b);
     }
     mc_buf_append_char(b, ']');
   }

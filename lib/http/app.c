@@ -102,6 +102,21 @@ int mc_app_hooks_add(mc_app *app, const mc_app_hooks *h) {
   return 0;
 }
 
+int mc_app_metrics_add(mc_app *app,
+                       int (*fn)(mc_app *app, mc_buf *out, void *ud),
+                       void *ud) {
+  if (app->nmetrics == MC_COUNT(app->metrics))
+    return MC_ETOOBIG;
+  app->metrics[app->nmetrics].fn = fn;
+  app->metrics[app->nmetrics].ud = ud;
+  app->nmetrics++;
+  return 0;
+}
+
+bool mc_app_draining(const mc_app *app) {
+  return mc__server_draining(app);
+}
+
 const char *mc_app_name(const mc_app *app) {
   return app->info.name;
 }

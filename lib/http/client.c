@@ -686,3 +686,31 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
   }
   return err;
 }
+
+int mc_tcp_probe(mc_slice hostname, int port, uint64_t timeout_ms) {
+  if (!mc_fiber_current())
+    return MC_ESTATE;
+  if (mc_fiber_canceled())
+    return MC_ECANCELED;
+  if (!hostname.len || port < 1 || port > 65535)
+    return MC_EINVAL;
+  pool *p = pool_get();
+  host *h = p ? host_get(p, hostname, port) : NULL;
+  if (!h)
+    return MC_ENOMEM;
+  uint64_t deadline = mc_now_ns() + (timeout_ms ? timeout_ms : 10000) * 1000000;
+  uint64_t fd = mc_deadline();
+  if (fd && fd < deadline)
+    deadline = fd;
+  int err = resolve(p, h);
+  if (err)
+    return err;
+  conn *c = conn_new(p, NULL, 0);
+  if (!c)
+    return MC_ENOMEM;
+  err = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&h->addr,
+                       on_connect);
+  err = err ? from_uv(err) : conn_wait(c, deadline);
+  conn_close(c);
+  return err;
+}

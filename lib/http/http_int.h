@@ -102,6 +102,11 @@ struct mc_app {
   size_t nopts;
   const mc_app_hooks **hooks;
   size_t nhooks;
+  struct {
+    int (*fn)(mc_app *, mc_buf *, void *);
+    void *ud;
+  } metrics[8];
+  size_t nmetrics;
   struct mc__server *server;
   char *openapi; /* generated once */
   size_t openapi_len;

@@ -242,5 +242,10 @@ int mc__metrics_render(mc_app *app, mc_buf *b) {
   free(counts);
   free(hist);
   free(sum);
+  for (size_t i = 0; i < app->nmetrics; i++) {
+    int err = app->metrics[i].fn(app, b, app->metrics[i].ud);
+    if (err)
+      return err;
+  }
   return 0;
 }

@@ -466,6 +466,21 @@ mc_slice mc_req_query_param(mc_req *req, const char *name) {
   return MC_SLICE_NULL;
 }
 
+size_t mc_req_query_all(mc_req *req, const char *name, mc_slice *out,
+                        size_t max) {
+  if (parse_query(req) != 0)
+    return 0;
+  mc_slice n = mc_slice_cstr(name);
+  size_t count = 0;
+  for (size_t i = 0; i < req->nq; i++)
+    if (mc_slice_eq(req->qkeys[i], n)) {
+      if (count < max)
+        out[count] = req->qvals[i];
+      count++;
+    }
+  return count;
+}
+
 void mc_req_set_local(mc_req *req, const void *key, void *value) {
   for (size_t i = 0; i < req->nlocals; i++)
     if (req->locals[i].key == key) {

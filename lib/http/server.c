@@ -723,9 +723,9 @@ static void on_signal(uv_signal_t *s, int signum) {
     return;
   MC_LOG(MC_LOG_INFO, "shutting down",
          MC_LOG_CSTR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+  /* The watchers stay: a second signal is ignored here instead of killing
+   * the process with the default action mid-drain. */
   __atomic_store_n(&srv->draining, true, __ATOMIC_RELEASE);
-  uv_signal_stop(&srv->sigterm);
-  uv_signal_stop(&srv->sigint);
   uv_timer_start(&srv->hooks_deadline, on_hooks_deadline,
                  srv->app->cfg.shutdown_timeout_ms, 0);
   if (mc_spawn(drain_hooks, srv) != 0)
@@ -771,6 +771,13 @@ int mc__server_run(mc_app *app) {
       cfg->workers > 0 ? (int)cfg->workers : (int)uv_available_parallelism();
   if (n < 1)
     n = 1;
+  if (app->info.max_workers > 0 && n > app->info.max_workers) {
+    if (cfg->workers > app->info.max_workers)
+      MC_LOG(MC_LOG_WARN, "this program runs on fewer workers",
+             MC_LOG_INT("asked", cfg->workers),
+             MC_LOG_INT("workers", app->info.max_workers));
+    n = app->info.max_workers;
+  }
   srv->workers = calloc((size_t)n, sizeof *srv->workers);
   if (!srv->workers) {
     free(srv);

@@ -190,3 +190,16 @@ def test_sigint_also_drains(service):
     s = service("hello", "--workers", "1")
     assert requests.get(f"{s.url}/hello/x").status_code == 200
     assert s.stop(signal.SIGINT) == 0
+
+
+def test_second_sigterm_does_not_kill_a_draining_service(service):
+    # Regression: the first signal used to restore the default action.
+    s = service("kitchen", "--workers", "1", "--shutdown-timeout", "10s")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(requests.get, f"{s.url}/sleep?ms=1500", timeout=60)
+        time.sleep(0.3)
+        s.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        s.proc.send_signal(signal.SIGTERM)
+        assert fut.result().status_code == 200
+    assert s.proc.wait(20 * SLOW) == 0
