@@ -18,6 +18,9 @@ extern "C" {
 
 #define MC_VERSION "0.1.0"
 
+/* Entries in an array (not a pointer). */
+#define MC_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 /* ---- errors ----------------------------------------------------------- */
 
 /* One table gives the codes, their names and their messages. */

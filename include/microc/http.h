@@ -27,8 +27,6 @@
 extern "C" {
 #endif
 
-#define MC_COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
 typedef struct mc_app mc_app;
 typedef struct mc_req mc_req;
 

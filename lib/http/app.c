@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "discovery/discovery_int.h"
 #include "http/server_int.h"
 #include "microc/log.h"
 
@@ -64,6 +65,23 @@ static int builtin_options(mc_app *app) {
        10000000},
       {"fiber-stack", "MICROC_FIBER_STACK", MC_OPT_SIZE, &c->fiber_stack, "0",
        "stack size of a handler's fiber (0: 256k, 1m under sanitizers)"},
+      {"registry", "MICROC_REGISTRY", MC_OPT_STR, &c->registry, NULL,
+       "registry URL (Consul's API, e.g. http://127.0.0.1:8500): register "
+       "there and find services there"},
+      {"advertise", "MICROC_ADVERTISE", MC_OPT_STR, &c->advertise, NULL,
+       "address others reach this service at (default: the listen host)"},
+      {"service-tags", "MICROC_SERVICE_TAGS", MC_OPT_STR, &c->service_tags,
+       NULL, "comma-separated tags to register with"},
+      {"check-interval", "MICROC_CHECK_INTERVAL", MC_OPT_DURATION,
+       &c->check_interval_ms, "10s",
+       "how often the registry checks /health/ready"},
+      {"deregister-after", "MICROC_DEREGISTER_AFTER", MC_OPT_DURATION,
+       &c->deregister_after_ms, "1m",
+       "the registry drops this service after failing checks this long (0: "
+       "never)"},
+      {"balancer", "MICROC_BALANCER", MC_OPT_STR, &c->balancer, "round-robin",
+       "how calls by name pick an instance: round-robin or "
+       "least-outstanding"},
       {"docs-dir", "MICROC_DOCS_DIR", MC_OPT_STR, &c->docs_dir,
        MICROC_SWAGGER_UI_DIR,
        "directory with the Swagger UI files that /docs serves"},
@@ -159,6 +177,7 @@ void mc_app_free(mc_app *app) {
   mc__docs_free(app);
   free(app->opts);
   free(app->hooks);
+  free(app->registry_url);
   uv_mutex_destroy(&app->lock);
   free(app);
 }
@@ -283,6 +302,35 @@ int mc_app_main(mc_app *app, int argc, char **argv) {
                                    : ""));
     return 1;
   }
+  mc_balancer bal;
+  if (mc_balancer_parse(cfg->balancer, &bal) != 0) {
+    fprintf(stderr,
+            "%s: bad --balancer '%s': round-robin or "
+            "least-outstanding\n",
+            prog_name(argv[0]), cfg->balancer);
+    return 2;
+  }
+  if (cfg->registry && *cfg->registry) {
+    if (mc_discovery_setup(cfg->registry, bal) != 0) {
+      fprintf(stderr, "%s: bad --registry '%s': want http://HOST:PORT\n",
+              prog_name(argv[0]), cfg->registry);
+      return 2;
+    }
+    char *url = strdup(cfg->registry);
+    if (!url)
+      return 1;
+    for (size_t n = strlen(url); n && url[n - 1] == '/'; n--)
+      url[n - 1] = 0;
+    app->registry_url = url;
+    mc__register_opts ro = {.registry = url,
+                            .advertise = cfg->advertise,
+                            .tags = cfg->service_tags,
+                            .version = app->info.version,
+                            .check_interval_ms = cfg->check_interval_ms,
+                            .deregister_after_ms = cfg->deregister_after_ms};
+    if ((err = mc__register_setup(app, &ro)) != 0)
+      return 1;
+  }
   for (size_t i = 0; i < app->nhooks; i++)
     if (app->hooks[i]->start &&
         (err = app->hooks[i]->start(app, app->hooks[i]->ud)) != 0) {
@@ -294,6 +342,7 @@ int mc_app_main(mc_app *app, int argc, char **argv) {
   for (size_t i = app->nhooks; i-- > 0;)
     if (app->hooks[i]->stop)
       app->hooks[i]->stop(app, app->hooks[i]->ud);
+  mc__discovery_free();
   return err ? 1 : 0;
 }
 

@@ -84,6 +84,12 @@ typedef struct mc__config {
   uint64_t write_timeout_ms;
   uint64_t shutdown_timeout_ms;
   uint64_t request_timeout_ms;
+  const char *registry;
+  const char *advertise;
+  const char *service_tags;
+  uint64_t check_interval_ms;
+  uint64_t deregister_after_ms;
+  const char *balancer;
   int64_t max_connections;
   uint64_t fiber_stack;
   const char *docs_dir;
@@ -107,6 +113,7 @@ struct mc_app {
     void *ud;
   } metrics[8];
   size_t nmetrics;
+  char *registry_url;
   struct mc__server *server;
   char *openapi; /* generated once */
   size_t openapi_len;

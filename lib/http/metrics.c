@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "http/server_int.h"
+#include "microc/discovery.h"
 
 static const double bucket_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
                                    0.025,  0.05,  0.1,    0.25,  0.5,
@@ -242,6 +243,7 @@ int mc__metrics_render(mc_app *app, mc_buf *b) {
   free(counts);
   free(hist);
   free(sum);
+  mc_discovery_metrics(b);
   for (size_t i = 0; i < app->nmetrics; i++) {
     int err = app->metrics[i].fn(app, b, app->metrics[i].ud);
     if (err)

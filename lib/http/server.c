@@ -613,7 +613,10 @@ static void on_wake(uv_async_t *a) {
 
 /* Cancels the fibers still alive on this thread (background work that
  * hooks started) and runs loop until they have unwound or ms pass. */
-static void on_fibers_check(uv_check_t *c) {
+/* Looked at before the loop polls: fibers often finish in the closing
+ * phase, just after a check handle would have run, and the poll would then
+ * sleep until the deadline. */
+static void on_fibers_check(uv_prepare_t *c) {
   if (mc__sched_running() == 0)
     uv_stop(c->loop);
 }
@@ -625,10 +628,10 @@ static void finish_fibers(uv_loop_t *loop, uint64_t ms) {
   mc__sched_cancel_all();
   if (mc__sched_running() == 0)
     return;
-  uv_check_t check;
+  uv_prepare_t check;
   uv_timer_t deadline;
-  uv_check_init(loop, &check);
-  uv_check_start(&check, on_fibers_check);
+  uv_prepare_init(loop, &check);
+  uv_prepare_start(&check, on_fibers_check);
   uv_timer_init(loop, &deadline);
   uv_timer_start(&deadline, on_fibers_deadline, ms, 0);
   uv_run(loop, UV_RUN_DEFAULT);

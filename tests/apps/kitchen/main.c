@@ -3,6 +3,7 @@
  * work on the thread pool, middleware, failing handlers, large answers and
  * small body limits. */
 #include <microc/client.h>
+#include <microc/discovery.h>
 #include <microc/fiber.h>
 #include <microc/http.h>
 #include <microc/log.h>
@@ -241,6 +242,50 @@ static int fetch(mc_req *req) {
   return rc;
 }
 
+/* ---- calls by service name
+ * ------------------------------------------------------- */
+
+typedef struct call_query {
+  mc_slice service;
+  mc_slice path;
+  mc_slice method;
+  mc_slice body;
+} call_query;
+MC_MODEL(call_query, MC_STRING(call_query, service, MC_REQUIRED),
+         MC_STRING(call_query, path, MC_DEFAULT_STR("/")),
+         MC_STRING(call_query, method, MC_DEFAULT_STR("GET")),
+         MC_STRING(call_query, body));
+
+static int call(mc_req *req) {
+  const call_query *q = mc_req_query(req);
+  mc_arena *a = mc_req_arena(req);
+  char served[128] = "";
+  mc_http_response res;
+  int err = mc_call_service(
+      &(mc_call){.service = mc_arena_strndup(a, q->service.ptr, q->service.len),
+                 .path = mc_arena_strndup(a, q->path.ptr, q->path.len),
+                 .method = mc_arena_strndup(a, q->method.ptr, q->method.len),
+                 .body = q->body,
+                 .served_by = served,
+                 .served_by_cap = sizeof served},
+      a, &res);
+  mc_buf b;
+  mc_buf_init(&b, 0);
+  mc_buf_appendf(&b, "{\"status\":%d,\"error\":", err ? 0 : res.status);
+  if (err)
+    mc_buf_append_json_str(&b, mc_err_name(err), strlen(mc_err_name(err)));
+  else
+    mc_buf_append_cstr(&b, "null");
+  mc_buf_append_cstr(&b, ",\"served_by\":");
+  mc_buf_append_json_str(&b, served, strlen(served));
+  mc_buf_append_cstr(&b, ",\"body\":");
+  mc_buf_append_json_str(&b, err ? "" : res.body.ptr, err ? 0 : res.body.len);
+  mc_buf_append_char(&b, '}');
+  int rc = mc_res_json(req, err ? 502 : 200, mc_buf_slice(&b));
+  mc_buf_free(&b);
+  return rc;
+}
+
 /* ---- hooks and options ------------------------------------------------------
  */
 
@@ -324,6 +369,7 @@ static const mc_route routes[] = {
     {"GET", "/overflow", overflow, .hidden = true},
     {"GET", "/ticks", get_ticks},
     {"GET", "/fetch", fetch, .query = &fetch_query_model},
+    {"GET", "/call", call, .query = &call_query_model},
 };
 
 int main(int argc, char **argv) {
