@@ -25,3 +25,12 @@ def test_flags_in_the_docs_exist():
             if flag in ("--output-on-failure",):
                 continue
             assert flag in known, f"{doc} names {flag}, which hello --help does not list"
+
+
+def test_registry_flags_in_its_docs_exist():
+    help_text = subprocess.run([binary("microc-registry"), "--help"],
+                               capture_output=True, text=True, timeout=10).stdout
+    known = set(re.findall(r"--[a-z][a-z-]+", help_text))
+    text = (ROOT / "docs/registry.md").read_text()
+    for flag in set(re.findall(r"`(--[a-z][a-z-]+)", text)):
+        assert flag in known, f"docs/registry.md names {flag}"
