@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test run sanitize test-sanitize fuzz bench-http format clean bootstrap
+.PHONY: all build test run sanitize test-sanitize fuzz bench-http bench-registry format clean bootstrap
 
 all: build
 
@@ -41,6 +41,9 @@ fuzz: bootstrap
 
 bench-http: build
 	bench/http/run
+
+bench-registry: build
+	bench/registry/run
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -111,17 +111,21 @@ static int64_t get_int(dec *d, json_t *v, const char *field, int64_t lo,
                        int64_t hi) {
   if (json_is_null(v))
     return 0;
-  double x;
-  if (json_is_integer(v))
-    x = (double)json_integer_value(v);
-  else if (json_is_real(v) && json_real_value(v) == (int64_t)json_real_value(v))
-    x = json_real_value(v);
-  else {
+  if (!json_is_number(v)) {
     failf(d, MC_EPARSE, "Request decode failed: %s must be an integer", field);
     return 0;
   }
+  /* The range first: every number arrives as a real
+   * (JSON_DECODE_INT_AS_REAL), and converting one outside int64_t's range,
+   * 1e300 say, is undefined behaviour. */
+  double x = json_number_value(v);
   if (x < (double)lo || x > (double)hi) {
-    failf(d, MC_EINVAL, "Invalid %s: %.0f is out of range", field, x);
+    /* %g: 1e300 written out in full pushed "out of range" past errcap */
+    failf(d, MC_EINVAL, "Invalid %s: %.15g is out of range", field, x);
+    return 0;
+  }
+  if (x != (double)(int64_t)x) {
+    failf(d, MC_EPARSE, "Request decode failed: %s must be an integer", field);
     return 0;
   }
   return (int64_t)x;
@@ -138,14 +142,34 @@ static bool get_bool(dec *d, json_t *v, const char *field) {
   return json_is_true(v);
 }
 
+/* A JSON number as int64_t, truncated toward zero. False when it does not
+ * fit: converting such a double is undefined behaviour, and every number
+ * arrives as a real (JSON_DECODE_INT_AS_REAL), 2^63-1 included (it rounds
+ * to 2^63). */
+static bool number_i64(json_t *v, int64_t *out) {
+  double x = json_number_value(v);
+  if (!(x >= -0x1p63 && x < 0x1p63))
+    return false;
+  *out = (int64_t)x;
+  return true;
+}
+
 /* Durations: Go syntax in a string, or a number of nanoseconds. */
 static int64_t get_duration(dec *d, json_t *v, const char *field) {
   if (json_is_null(v))
     return 0;
   if (json_is_integer(v))
     return json_integer_value(v);
-  if (json_is_real(v))
-    return (int64_t)json_real_value(v);
+  if (json_is_real(v)) {
+    int64_t ns;
+    if (!number_i64(v, &ns)) {
+      /* as Go's decoder refuses a number that overflows a Duration */
+      failf(d, MC_EPARSE, "Request decode failed: %s: duration out of range",
+            field);
+      return 0;
+    }
+    return ns;
+  }
   if (!json_is_string(v)) {
     failf(d, MC_EPARSE, "Request decode failed: %s must be a duration", field);
     return 0;
@@ -224,7 +248,12 @@ static void get_meta(dec *d, json_t *v, mc_consul_kv **out, size_t *n) {
             "Invalid Service Meta: Value is too long (limit: 512 characters)");
       return;
     }
-    kv[*n].key = mc_arena_strndup(d->a, key, strlen(key));
+    /* a key that does not fit fails the decode: it came back NULL in a
+     * service that decoded without an error */
+    if (!(kv[*n].key = mc_arena_strndup(d->a, key, strlen(key)))) {
+      failf(d, MC_ENOMEM, "out of memory");
+      return;
+    }
     kv[*n].value = dup_str(d, val, "Meta");
     (*n)++;
   }
@@ -254,6 +283,10 @@ static void get_tags(dec *d, json_t *v, const char ***out, size_t *n) {
 
 /* Header: {"Name": ["v1", "v2"]} */
 static void get_headers(dec *d, json_t *v, mc_consul_check *c) {
+  /* A second spelling ("Header", then "header") replaces the first, as for
+   * Meta and Tags; the count left over wrote past the new array. */
+  c->headers = NULL;
+  c->nheaders = 0;
   if (json_is_null(v))
     return;
   if (!json_is_object(v)) {
@@ -278,7 +311,13 @@ static void get_headers(dec *d, json_t *v, mc_consul_check *c) {
   }
   json_object_foreach(v, key, vals) {
     for (size_t i = 0; i < json_array_size(vals); i++) {
-      c->headers[c->nheaders].key = mc_arena_strndup(d->a, key, strlen(key));
+      /* one copy of the name per value: a long name with many null values
+       * runs the arena dry here, and a NULL name must not pass */
+      if (!(c->headers[c->nheaders].key =
+                mc_arena_strndup(d->a, key, strlen(key)))) {
+        failf(d, MC_ENOMEM, "out of memory");
+        return;
+      }
       c->headers[c->nheaders].value =
           dup_str(d, json_array_get(vals, i), "Header");
       c->nheaders++;
@@ -315,14 +354,19 @@ static void decode_check(dec *d, json_t *o, mc_consul_check *c) {
       if (*st && mc_health_parse(mc_slice_cstr(st), &c->status) != 0)
         failf(d, MC_EINVAL, "Invalid check status: \"%.64s\"", st);
     } else if (key_is(key, "http")) {
-      if (!json_is_null(v) && *(c->target = dup_str(d, v, "HTTP")))
-        c->kind = MC_CHECK_HTTP, kinds++;
+      /* An empty one is not this kind, and must not clear the target of
+       * the kind that is set ({"TCP":"h:1","HTTP":""} left no target). */
+      const char *t = dup_str(d, v, "HTTP");
+      if (*t)
+        c->target = t, c->kind = MC_CHECK_HTTP, kinds++;
     } else if (key_is(key, "tcp")) {
-      if (!json_is_null(v) && *(c->target = dup_str(d, v, "TCP")))
-        c->kind = MC_CHECK_TCP, kinds++;
+      const char *t = dup_str(d, v, "TCP");
+      if (*t)
+        c->target = t, c->kind = MC_CHECK_TCP, kinds++;
     } else if (key_is(key, "grpc")) {
-      if (!json_is_null(v) && *(c->target = dup_str(d, v, "GRPC")))
-        c->kind = MC_CHECK_GRPC, kinds++;
+      const char *t = dup_str(d, v, "GRPC");
+      if (*t)
+        c->target = t, c->kind = MC_CHECK_GRPC, kinds++;
     } else if (key_is(key, "ttl")) {
       c->ttl_ns = get_duration(d, v, "TTL");
       if (!json_is_null(v) && !(json_is_string(v) && !json_string_length(v)))
@@ -460,6 +504,10 @@ int mc_consul_decode_service(mc_slice json, mc_arena *a, mc_consul_service *out,
       const char *wk;
       json_t *wv;
       json_object_foreach(v, wk, wv) {
+        if (json_is_null(wv))
+          continue; /* not given: the default of 1 stays, where get_int's 0
+                       was out of Passing's range, so the encoding of a
+                       decoded service was refused */
         if (key_is(wk, "passing"))
           out->weight_passing = get_int(&d, wv, "Weights.Passing", 1, 65535);
         else if (key_is(wk, "warning"))
@@ -758,11 +806,15 @@ int mc_consul_decode_health(mc_slice json, mc_arena *a,
       /* any keys: what a registry answers is not ours to police */
       size_t mc = json_object_size(v);
       in->meta = mc_arena_calloc(a, (mc ? mc : 1) * sizeof *in->meta);
+      if (!in->meta) /* not an answer without its meta */
+        failf(&d, MC_ENOMEM, "out of memory");
       const char *mk;
       json_t *mv;
       json_object_foreach(v, mk, mv) {
         if (in->meta && json_is_string(mv)) {
-          in->meta[in->nmeta].key = mc_arena_strndup(a, mk, strlen(mk));
+          /* nor with a NULL key, as a key that did not fit came back */
+          if (!(in->meta[in->nmeta].key = mc_arena_strndup(a, mk, strlen(mk))))
+            failf(&d, MC_ENOMEM, "out of memory");
           in->meta[in->nmeta].value = dup_str(&d, mv, "Meta");
           in->nmeta++;
         }
@@ -782,17 +834,22 @@ int mc_consul_decode_health(mc_slice json, mc_arena *a,
     int64_t wp = 1, ww = 1;
     json_t *w = get_ci(svc, "weights");
     if (json_is_object(w)) {
-      if ((v = get_ci(w, "passing")) && json_is_number(v))
-        wp = (int64_t)json_number_value(v);
-      if ((v = get_ci(w, "warning")) && json_is_number(v))
-        ww = (int64_t)json_number_value(v);
+      /* beyond int64_t the conversion is undefined: a malformed answer */
+      if ((v = get_ci(w, "passing")) && json_is_number(v) &&
+          !number_i64(v, &wp))
+        failf(&d, MC_EPARSE, "Weights.Passing out of range");
+      if ((v = get_ci(w, "warning")) && json_is_number(v) &&
+          !number_i64(v, &ww))
+        failf(&d, MC_EPARSE, "Weights.Warning out of range");
     }
     in->weight = in->health == MC_HEALTH_WARNING ? ww : wp;
     k++;
   }
   json_decref(root);
+  /* get_int refuses a port out of range with MC_EINVAL, which this
+   * function does not return: for an answer that is malformed input */
   if (d.rc)
-    return d.rc;
+    return d.rc == MC_ENOMEM ? MC_ENOMEM : MC_EPARSE;
   *out = list;
   *n = k;
   return 0;

@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "microc/consul.h"
@@ -207,4 +208,153 @@ Test(consul, health_answers) {
   cr_assert_eq(list[1].health, MC_HEALTH_PASSING);
   cr_assert_eq(mc_consul_decode_health(MC_LIT("{}"), a, &list, &n), MC_EPARSE);
   cr_assert_eq(mc_consul_decode_health(MC_LIT("[1]"), a, &list, &n), MC_EPARSE);
+}
+
+/* ---- regressions found by tests/fuzz/fuzz_consul_decode.c --------------- */
+
+/* Numbers beyond int64_t (every number is decoded as a double) were
+ * converted to int64_t, which is undefined behaviour (UBSan aborted). */
+Test(consul, huge_numbers_are_refused_not_converted) {
+  struct {
+    const char *json;
+    int rc;
+    const char *msg;
+  } cases[] = {
+      {"{\"Name\":\"a\",\"Port\":1e300}", MC_EINVAL, "out of range"},
+      {"{\"Name\":\"a\",\"Port\":-1e300}", MC_EINVAL, "out of range"},
+      {"{\"Name\":\"a\",\"Weights\":{\"Passing\":1e20}}", MC_EINVAL,
+       "out of range"},
+      {"{\"Name\":\"a\",\"Check\":{\"TCP\":\"h:1\",\"Interval\":1e300}}",
+       MC_EPARSE, "duration out of range"},
+      {"{\"Name\":\"a\",\"Check\":{\"TTL\":-1e300}}", MC_EPARSE,
+       "duration out of range"},
+      /* rounds to 2^63 as a double */
+      {"{\"Name\":\"a\",\"Check\":{\"TCP\":\"h:1\",\"Interval\":"
+       "9223372036854775807}}",
+       MC_EPARSE, "duration out of range"},
+      {"{\"Name\":\"a\",\"Port\":80.5}", MC_EPARSE, "must be an integer"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    mc_consul_service s;
+    err[0] = 0;
+    cr_assert_eq(decode(cases[i].json, &s), cases[i].rc, "case %zu: %s", i,
+                 err);
+    cr_assert_not_null(strstr(err, cases[i].msg), "case %zu: %s", i, err);
+  }
+  mc_consul_service s;
+  cr_assert_eq(decode("{\"Name\":\"a\",\"Check\":{\"TCP\":\"h:1\",\"Interval\":"
+                      "9007199254740992}}",
+                      &s),
+               0, "%s", err);
+  cr_assert_eq(s.checks[0].interval_ns, 9007199254740992);
+  mc_consul_instance *list;
+  size_t n;
+  cr_assert_eq(
+      mc_consul_decode_health(MC_LIT("[{\"Service\":{\"ID\":\"x\",\"Weights\":{"
+                                     "\"Passing\":1e300}}}]"),
+                              a, &list, &n),
+      MC_EPARSE);
+}
+
+/* An empty HTTP, TCP or GRPC after the kind that is set cleared its target:
+ * the check decoded with no target, and its encoding was refused. */
+Test(consul, empty_kind_does_not_clear_the_target) {
+  mc_consul_service s;
+  cr_assert_eq(decode("{\"Name\":\"a\",\"Check\":{\"TCP\":\"h:1\",\"HTTP\":"
+                      "\"\",\"GRPC\":\"\",\"Interval\":\"1s\"}}",
+                      &s),
+               0, "%s", err);
+  cr_assert_eq(s.checks[0].kind, MC_CHECK_TCP);
+  cr_assert_str_eq(s.checks[0].target, "h:1");
+  mc_consul_check c;
+  cr_assert_eq(mc_consul_decode_check(
+                   MC_LIT("{\"Name\":\"a\",\"GRPC\":\"h:1\",\"TCP\":\"\","
+                          "\"Interval\":\"1s\"}"),
+                   a, &c, err, sizeof err),
+               0, "%s", err);
+  cr_assert_eq(c.kind, MC_CHECK_GRPC);
+  cr_assert_str_eq(c.target, "h:1");
+}
+
+/* "Header" then "header": the second kept the first's count and wrote past
+ * its own array, leaving a NULL header name. */
+Test(consul, second_header_spelling_replaces_the_first) {
+  mc_consul_service s;
+  cr_assert_eq(decode("{\"Name\":\"a\",\"Check\":{\"HTTP\":\"http://h/\","
+                      "\"Interval\":\"1s\",\"Header\":{\"A\":[\"1\"]},"
+                      "\"header\":{\"B\":[\"2\"]}}}",
+                      &s),
+               0, "%s", err);
+  cr_assert_eq(s.checks[0].nheaders, 1);
+  cr_assert_str_eq(s.checks[0].headers[0].key, "B");
+  cr_assert_str_eq(s.checks[0].headers[0].value, "2");
+}
+
+/* Weights.Passing null gave 0, out of its range 1..65535: the service
+ * decoded, but its own encoding was refused. */
+Test(consul, null_weight_keeps_the_default) {
+  mc_consul_service s, t;
+  cr_assert_eq(
+      decode("{\"Name\":\"w\",\"Weights\":{\"Passing\":null,\"Warning\":null}}",
+             &s),
+      0, "%s", err);
+  cr_assert_eq(s.weight_passing, 1);
+  cr_assert_eq(s.weight_warning, 1);
+  mc_buf b;
+  mc_buf_init(&b, 0);
+  cr_assert_eq(mc_consul_encode_service(&s, &b), 0);
+  cr_assert_eq(
+      mc_consul_decode_service(mc_buf_slice(&b), a, &t, err, sizeof err), 0,
+      "%s: %s", err, b.ptr);
+  mc_buf_free(&b);
+}
+
+/* A port out of range in a health answer came back as MC_EINVAL, which
+ * mc_consul_decode_health does not return. */
+Test(consul, health_port_out_of_range_is_a_parse_error) {
+  mc_consul_instance *list;
+  size_t n;
+  cr_assert_eq(mc_consul_decode_health(
+                   MC_LIT("[{\"Service\":{\"ID\":\"x\",\"Port\":70000}}]"), a,
+                   &list, &n),
+               MC_EPARSE);
+}
+
+/* Meta keys and header names that did not fit in the arena came back NULL
+ * in a decode that succeeded (mc_consul_encode_service then crashed on
+ * them); a header name is copied once per value, so a long one with many
+ * null values ran a 256 KiB arena dry. At every limit: all or MC_ENOMEM. */
+Test(consul, names_that_do_not_fit_fail_with_enomem) {
+  char key[201];
+  memset(key, 'k', sizeof key - 1);
+  key[sizeof key - 1] = 0;
+  char svc[1024], health[512];
+  snprintf(svc, sizeof svc,
+           "{\"Name\":\"a\",\"Meta\":{\"%.128s\":\"\"},\"Check\":{\"HTTP\":"
+           "\"http://h/\",\"Interval\":\"1s\",\"Header\":{\"%s\":[null,"
+           "null]}}}",
+           key, key);
+  snprintf(health, sizeof health,
+           "[{\"Service\":{\"ID\":\"x\",\"Meta\":{\"%s\":\"\"}}}]", key);
+  for (size_t limit = 16; limit <= 4096; limit += 16) {
+    mc_arena *small;
+    cr_assert_eq(mc_arena_new(&small, 0, limit), 0);
+    mc_consul_service s;
+    int rc = mc_consul_decode_service(mc_slice_cstr(svc), small, &s, err,
+                                      sizeof err);
+    cr_assert(rc == 0 || rc == MC_ENOMEM, "limit %zu: %d", limit, rc);
+    if (rc == 0) {
+      cr_assert_not_null(s.meta[0].key, "limit %zu", limit);
+      for (size_t i = 0; i < s.checks[0].nheaders; i++)
+        cr_assert_not_null(s.checks[0].headers[i].key, "limit %zu", limit);
+    }
+    mc_arena_reset(small);
+    mc_consul_instance *list;
+    size_t n;
+    rc = mc_consul_decode_health(mc_slice_cstr(health), small, &list, &n);
+    cr_assert(rc == 0 || rc == MC_ENOMEM, "limit %zu: %d", limit, rc);
+    if (rc == 0)
+      cr_assert(list[0].nmeta == 1 && list[0].meta[0].key, "limit %zu", limit);
+    mc_arena_free(small);
+  }
 }
