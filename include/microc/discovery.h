@@ -32,8 +32,11 @@ extern "C" {
 #endif
 
 typedef enum mc_balancer {
-  MC_BALANCE_ROUND_ROBIN = 0,
+  MC_BALANCE_DEFAULT = 0, /* in mc_call: the process's; in setup: round robin */
+  MC_BALANCE_ROUND_ROBIN,
   MC_BALANCE_LEAST_OUTSTANDING, /* fewest calls in flight from this thread */
+  MC_BALANCE_P2C, /* power of two choices: of two instances drawn at random,
+                     the one with fewer calls in flight */
 } mc_balancer;
 
 /* Sets, for the whole process, the registry calls by name use ("http://
@@ -42,7 +45,7 @@ typedef enum mc_balancer {
  * --balancer). Returns 0, MC_EINVAL for a URL that is not http://, or
  * MC_ENOMEM. */
 MC_EXTERN int mc_discovery_setup(const char *registry_url, mc_balancer b);
-/* "round-robin", "least-outstanding". MC_EINVAL otherwise. */
+/* "round-robin", "least-outstanding", "p2c". MC_EINVAL otherwise. */
 MC_EXTERN int mc_balancer_parse(const char *s, mc_balancer *out);
 
 typedef struct mc_call {
@@ -52,16 +55,17 @@ typedef struct mc_call {
   const mc_header *headers;
   size_t nheaders;
   mc_slice body;
-  uint64_t timeout_ms; /* each attempt; 0: 10 s (the fiber's deadline
-                          bounds the whole call) */
-  int max_attempts;    /* 0: 3, or 2 for calls that are not idempotent
-                          (their second try only follows a refused
-                          connection) */
-  bool idempotent;     /* safe to repeat though the method says otherwise
-                          (a POST with an idempotency key, say) */
-  const char *tag;     /* only instances with this tag; NULL: any */
-  size_t max_body;     /* answer cap; 0: 16 MiB */
-  char *served_by;     /* if set: gets the ID of the instance that answered */
+  uint64_t timeout_ms;  /* each attempt; 0: 10 s (the fiber's deadline
+                           bounds the whole call) */
+  int max_attempts;     /* 0: 3, or 2 for calls that are not idempotent
+                           (their second try only follows a refused
+                           connection) */
+  bool idempotent;      /* safe to repeat though the method says otherwise
+                           (a POST with an idempotency key, say) */
+  const char *tag;      /* only instances with this tag; NULL: any */
+  mc_balancer balancer; /* 0: the process's (mc_discovery_setup) */
+  size_t max_body;      /* answer cap; 0: 16 MiB */
+  char *served_by;      /* if set: gets the ID of the instance that answered */
   size_t served_by_cap;
 } mc_call;
 

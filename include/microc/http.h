@@ -37,8 +37,15 @@ typedef struct mc_req mc_req;
 typedef int (*mc_handler)(mc_req *req);
 
 typedef struct mc_route {
-  const char *method; /* "GET", "POST", ... */
-  const char *path;   /* "/books/{id}": {name} matches one segment */
+  /* "GET", "POST", ...; "*" for any method (a route for the method itself
+   * wins over it when both match as closely). */
+  const char *method;
+  /* "/books/{id}": {name} matches one non-empty segment; a last segment
+   * {name...} matches the rest of the path, "/" and empty included
+   * ("/files/{path...}" takes "/files/" and "/files/a/b"). Literal segments
+   * beat parameters, and a fixed length beats {name...}. Routes for any
+   * method or with {name...} are left out of /openapi.json. */
+  const char *path;
   mc_handler handler;
   const mc_model *params;   /* path parameters, decoded to mc_req_params */
   const mc_model *query;    /* query parameters, decoded to mc_req_query */
@@ -46,6 +53,10 @@ typedef struct mc_route {
   const mc_model *response; /* documents the success response */
   int status;               /* success status for the docs (200) */
   size_t max_body;          /* bytes; 0: the app's default (1 MiB) */
+  /* Optional: the cap for this request's body, decided from its head
+   * (method, path, headers) before any of the body is read; 0 leaves
+   * max_body. A body past it is refused with 413. */
+  size_t (*body_limit)(mc_req *req);
   const char *summary;
   const char *description;
   const char *tag;

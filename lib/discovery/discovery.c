@@ -95,6 +95,8 @@ int mc_balancer_parse(const char *s, mc_balancer *out) {
     *out = MC_BALANCE_ROUND_ROBIN;
   else if (!strcmp(s, "least-outstanding"))
     *out = MC_BALANCE_LEAST_OUTSTANDING;
+  else if (!strcmp(s, "p2c"))
+    *out = MC_BALANCE_P2C;
   else
     return MC_EINVAL;
   return 0;
@@ -115,7 +117,7 @@ int mc_discovery_setup(const char *url, mc_balancer b) {
   }
   free(registry_url);
   registry_url = copy;
-  balancer = b;
+  balancer = b ? b : MC_BALANCE_ROUND_ROBIN;
   return 0;
 }
 
@@ -414,29 +416,69 @@ static bool tried(inst *const *t, size_t n, const inst *i) {
   return false;
 }
 
+/* Whether i may take a call now: not tried in this call, tagged as asked,
+ * and its breaker lets calls through. */
+static bool eligible(inst *i, const char *tag, inst *const *t, size_t nt,
+                     uint64_t now) {
+  if (!has_tag(i, tag) || tried(t, nt, i))
+    return false;
+  mc_breaker_state st = mc_breaker_state_at(&i->breaker, now);
+  show_state(i, st);
+  return !(st == MC_BREAKER_OPEN ||
+           (st == MC_BREAKER_HALF_OPEN &&
+            i->breaker.probes >= i->breaker.o.half_open_probes));
+}
+
+/* The balancer's choice among the eligible instances, or NULL. */
+static inst *choose(svc *s, mc_balancer b, const char *tag, inst *const *t,
+                    size_t nt, uint64_t now) {
+  inst *best = NULL;
+  if (b == MC_BALANCE_P2C) {
+    /* two distinct draws among the eligible ones (reservoir sampling, one
+     * pass, no allocation), then the less loaded of the two */
+    inst *x = NULL, *y = NULL;
+    size_t seen = 0;
+    for (size_t k = 0; k < s->n; k++) {
+      inst *i = s->v[k];
+      if (!eligible(i, tag, t, nt, now))
+        continue;
+      seen++;
+      if (seen == 1)
+        x = i;
+      else if (seen == 2)
+        y = i;
+      else if (mc_rand64() % seen < 2) {
+        if (mc_rand64() & 1)
+          x = i;
+        else
+          y = i;
+      }
+    }
+    if (!y || (x && (x->outstanding < y->outstanding ||
+                     (x->outstanding == y->outstanding && (mc_rand64() & 1)))))
+      return x;
+    return y;
+  }
+  size_t start = s->rr++;
+  for (size_t k = 0; k < s->n; k++) {
+    inst *i = s->v[(start + k) % s->n];
+    if (!eligible(i, tag, t, nt, now))
+      continue;
+    if (!best || (b == MC_BALANCE_LEAST_OUTSTANDING &&
+                  i->outstanding < best->outstanding))
+      best = i;
+    if (b == MC_BALANCE_ROUND_ROBIN)
+      break;
+  }
+  return best;
+}
+
 /* The next instance to call, skipping those already tried in this call
  * and those whose breaker is open. NULL when there is none. */
-static inst *pick(svc *s, const char *tag, inst *const *t, size_t nt,
-                  uint64_t now) {
+static inst *pick(svc *s, mc_balancer b, const char *tag, inst *const *t,
+                  size_t nt, uint64_t now) {
   for (int round = 0; round < 2; round++) {
-    inst *best = NULL;
-    size_t start = s->rr++;
-    for (size_t k = 0; k < s->n; k++) {
-      inst *i = s->v[(start + k) % s->n];
-      if (!has_tag(i, tag) || tried(t, nt, i))
-        continue;
-      mc_breaker_state st = mc_breaker_state_at(&i->breaker, now);
-      show_state(i, st);
-      if (st == MC_BREAKER_OPEN ||
-          (st == MC_BREAKER_HALF_OPEN &&
-           i->breaker.probes >= i->breaker.o.half_open_probes))
-        continue;
-      if (!best || (balancer == MC_BALANCE_LEAST_OUTSTANDING &&
-                    i->outstanding < best->outstanding))
-        best = i;
-      if (balancer == MC_BALANCE_ROUND_ROBIN)
-        break;
-    }
+    inst *best = choose(s, b, tag, t, nt, now);
     if (best && mc_breaker_allow(&best->breaker, now))
       return best;
     if (!best)
@@ -496,7 +538,8 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
   mc_buf_init(&url, 0);
   for (int attempt = 0; attempt < attempts; attempt++) {
     now_ms = mc_now_ns() / 1000000;
-    inst *i = pick(s, c->tag, t, nt, now_ms);
+    inst *i =
+        pick(s, c->balancer ? c->balancer : balancer, c->tag, t, nt, now_ms);
     if (!i) {
       if (attempt == 0) {
         err = MC_EUNAVAILABLE;

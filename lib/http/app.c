@@ -80,8 +80,8 @@ static int builtin_options(mc_app *app) {
        "the registry drops this service after failing checks this long (0: "
        "never)"},
       {"balancer", "MICROC_BALANCER", MC_OPT_STR, &c->balancer, "round-robin",
-       "how calls by name pick an instance: round-robin or "
-       "least-outstanding"},
+       "how calls by name pick an instance: round-robin, "
+       "least-outstanding or p2c"},
       {"docs-dir", "MICROC_DOCS_DIR", MC_OPT_STR, &c->docs_dir,
        MICROC_SWAGGER_UI_DIR,
        "directory with the Swagger UI files that /docs serves"},
@@ -305,8 +305,8 @@ int mc_app_main(mc_app *app, int argc, char **argv) {
   mc_balancer bal;
   if (mc_balancer_parse(cfg->balancer, &bal) != 0) {
     fprintf(stderr,
-            "%s: bad --balancer '%s': round-robin or "
-            "least-outstanding\n",
+            "%s: bad --balancer '%s': round-robin, "
+            "least-outstanding or p2c\n",
             prog_name(argv[0]), cfg->balancer);
     return 2;
   }

@@ -27,6 +27,8 @@ typedef struct mc__route_entry {
   mc__route_seg segs[MC__MAX_SEGMENTS];
   uint32_t nsegs;
   uint32_t nstatic; /* literal segments: more wins a tie */
+  bool rest;        /* the last segment is {name...}: the rest of the path */
+  bool any_method;  /* method "*" */
 } mc__route_entry;
 
 typedef struct mc__router {

@@ -159,6 +159,13 @@ static const char problem_schemas[] =
     "\"array\",\"items\":{\"$ref\":\"#/components/schemas/ValidationError\"}}}}"
     "]}";
 
+/* OpenAPI has no operation for any method, nor a path parameter that
+ * spans segments: such routes (a gateway's, a static file tree's) are left
+ * out, as hidden ones are. */
+static bool undocumented(const mc_route *r) {
+  return r->hidden || !strcmp(r->method, "*") || strstr(r->path, "...}");
+}
+
 int mc__openapi_build(mc_app *app, mc_buf *b) {
   const mc_app_info *info = &app->info;
   mc_buf_append_cstr(b, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":");
@@ -177,7 +184,7 @@ int mc__openapi_build(mc_app *app, mc_buf *b) {
   bool first_path = true;
   for (size_t i = 0; i < app->nroutes; i++) {
     const mc_route *r = app->routes[i];
-    if (done[i] || r->hidden)
+    if (done[i] || undocumented(r))
       continue;
     if (!first_path)
       mc_buf_append_char(b, ',');
@@ -187,7 +194,7 @@ int mc__openapi_build(mc_app *app, mc_buf *b) {
     bool first_op = true;
     for (size_t k = i; k < app->nroutes; k++) {
       const mc_route *o = app->routes[k];
-      if (done[k] || o->hidden || strcmp(o->path, r->path) != 0)
+      if (done[k] || undocumented(o) || strcmp(o->path, r->path) != 0)
         continue;
       done[k] = true;
       if (!first_op)
@@ -208,7 +215,7 @@ int mc__openapi_build(mc_app *app, mc_buf *b) {
   schema_ctx ctx = {b, true};
   for (size_t i = 0; i < app->nroutes; i++) {
     const mc_route *r = app->routes[i];
-    if (r->hidden)
+    if (undocumented(r))
       continue;
     const mc_model *ms[] = {r->body, r->response};
     for (size_t k = 0; k < 2; k++)

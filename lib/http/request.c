@@ -114,8 +114,14 @@ int mc__conn_on_head(mc__conn *c) {
   req->is_head = req->method_index == MC__M_HEAD;
   mc__router_match(&req->app->router, rd->method, req->path, &req->match);
   size_t limit = cfg->max_body;
-  if (req->match.entry && req->match.entry->route->max_body)
-    limit = req->match.entry->route->max_body;
+  const mc_route *route = req->match.entry ? req->match.entry->route : NULL;
+  if (route && route->max_body)
+    limit = route->max_body;
+  if (route && route->body_limit) {
+    size_t l = route->body_limit(req);
+    if (l)
+      limit = l;
+  }
   if (rd->content_length > 0 && (uint64_t)rd->content_length > limit) {
     /* Refuse before reading a byte of it. */
     mc__conn_fail(c, 413, "request body too large");

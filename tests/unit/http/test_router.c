@@ -160,3 +160,76 @@ Test(router, percent_decoding) {
   cr_assert(mc_slice_eq(out, MC_LIT("A")));
   mc_arena_free(a);
 }
+
+/* ---- {name...} and "*" ------------------------------------------------- */
+
+static const mc_route rest_routes[] = {
+    {"*", "/{path...}", h},          {"GET", "/metrics", h},
+    {"GET", "/files/{path...}", h},  {"*", "/api/{rest...}", h},
+    {"GET", "/files/{name}/raw", h},
+};
+
+static void add_rest(void) {
+  for (uint32_t i = 0; i < MC_COUNT(rest_routes); i++)
+    cr_assert_eq(mc__router_add(&r, &rest_routes[i], i), 0, "route %u", i);
+}
+
+Test(router, rest_parameter_takes_the_rest_of_the_path) {
+  add_rest();
+  mc__match m = match("GET", "/files/a/b%20c/d");
+  cr_assert_eq(m.entry->route, &rest_routes[2]);
+  cr_assert_eq(m.nparams, 1);
+  cr_assert(mc_slice_eq(m.names[0], MC_LIT("path")));
+  cr_assert(mc_slice_eq(m.raw_values[0], MC_LIT("a/b%20c/d")));
+  /* "/files/" leaves it empty; "/files" is not under it */
+  m = match("GET", "/files/");
+  cr_assert_eq(m.entry->route, &rest_routes[2]);
+  cr_assert_eq(m.raw_values[0].len, 0);
+  cr_assert_eq(match("GET", "/files").entry->route, &rest_routes[0]);
+}
+
+Test(router, fixed_routes_beat_rest_and_any_method) {
+  add_rest();
+  cr_assert_eq(match("GET", "/metrics").entry->route, &rest_routes[1]);
+  cr_assert_eq(match("HEAD", "/metrics").entry->route, &rest_routes[1]);
+  cr_assert_eq(match("POST", "/metrics").entry->route, &rest_routes[0]);
+  cr_assert_eq(match("GET", "/files/x/raw").entry->route, &rest_routes[4]);
+  /* more literal segments win across methods */
+  cr_assert_eq(match("GET", "/api/x").entry->route, &rest_routes[3]);
+  cr_assert_eq(match("PURGE", "/api/x/y").entry->route, &rest_routes[3]);
+  mc__match m = match("DELETE", "/");
+  cr_assert_eq(m.entry->route, &rest_routes[0]);
+  cr_assert(mc_slice_eq(m.raw_values[0], MC_LIT("")));
+}
+
+Test(router, any_method_allows_every_method) {
+  add_rest();
+  mc__match m = match("GET", "/anything");
+  cr_assert(m.allow_mask & (1u << MC__M_POST));
+  cr_assert(m.allow_mask & (1u << MC__M_DELETE));
+}
+
+Test(router, rest_takes_paths_past_the_segment_cap) {
+  add_rest();
+  char path[200] = "/files";
+  size_t n = strlen(path);
+  for (int i = 0; i < 40; i++)
+    n += (size_t)snprintf(path + n, sizeof path - n, "/x");
+  mc__match m = match("GET", path);
+  cr_assert_eq(m.entry->route, &rest_routes[2]);
+  cr_assert(mc_slice_eq(m.raw_values[0], mc_slice_cstr(path + 7)));
+}
+
+Test(router, rest_only_last_and_named) {
+  static const mc_route bad[] = {
+      {"GET", "/{a...}/b", h},
+      {"GET", "/{...}", h},
+      {"GET", "/x{a...}", h},
+  };
+  for (size_t i = 0; i < MC_COUNT(bad); i++)
+    cr_assert_eq(mc__router_add(&r, &bad[i], 0), MC_EINVAL, "template %zu", i);
+  static const mc_route ok[] = {{"GET", "/a/{p...}", h}, {"GET", "/a/{p}", h}};
+  cr_assert_eq(mc__router_add(&r, &ok[0], 0), 0);
+  cr_assert_eq(mc__router_add(&r, &ok[1], 1), 0);
+  cr_assert_eq(mc__router_add(&r, &ok[0], 2), MC_EEXISTS);
+}
