@@ -114,6 +114,8 @@ MC_EXTERN int mc_app_default(mc_app *app, const char *flag, const char *value);
  *    arrives; /health/ready already answers 503 and the workers keep
  *    serving until every draining hook has returned (at most the shutdown
  *    timeout; past it they are canceled).
+ *  - reload: on a fiber of the control loop when SIGHUP arrives (one run
+ *    at a time); without such a hook SIGHUP is ignored.
  *  - worker_stop: on each worker's thread once it has stopped serving.
  *  - stop: main thread, after every worker has stopped.
  * The struct must outlive the app. MC_ETOOBIG past 8. */
@@ -122,6 +124,7 @@ typedef struct mc_app_hooks {
   void (*worker_start)(mc_app *app, int worker, void *ud);
   void (*ready)(mc_app *app, void *ud);
   void (*draining)(mc_app *app, void *ud);
+  void (*reload)(mc_app *app, void *ud);
   void (*worker_stop)(mc_app *app, int worker, void *ud);
   void (*stop)(mc_app *app, void *ud);
   void *ud;
@@ -161,6 +164,13 @@ MC_EXTERN mc_slice mc_req_path(const mc_req *req);
 MC_EXTERN mc_slice mc_req_query_string(const mc_req *req);
 /* First header with this name (case-insensitive), or {NULL,0}. */
 MC_EXTERN mc_slice mc_req_header(const mc_req *req, mc_slice name);
+/* The request's headers in the order sent: how many, and the i-th. */
+MC_EXTERN size_t mc_req_header_count(const mc_req *req);
+MC_EXTERN void mc_req_header_at(const mc_req *req, size_t i, mc_slice *name,
+                                mc_slice *value);
+/* The client's address ("127.0.0.1", "::1"), without the port; empty when
+ * it cannot be told. Valid until the answer has been sent. */
+MC_EXTERN mc_slice mc_req_peer(mc_req *req);
 /* A path parameter, percent-decoded, or {NULL,0}. */
 MC_EXTERN mc_slice mc_req_param(const mc_req *req, const char *name);
 /* A query parameter (first occurrence), percent-decoded, or {NULL,0}. */

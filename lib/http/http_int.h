@@ -145,6 +145,7 @@ struct mc_req {
   mc_arena *arena;
   mc__h1_reader *rd;
   mc_slice path, query;
+  mc_slice peer; /* the client's address, on first use */
   mc__match match;
   mc_slice param_values[MC__MAX_PARAMS]; /* decoded */
   bool params_decoded;

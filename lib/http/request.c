@@ -426,6 +426,33 @@ mc_slice mc_req_query_string(const mc_req *req) {
 mc_slice mc_req_header(const mc_req *req, mc_slice name) {
   return mc__h1_reader_header(req->rd, name);
 }
+size_t mc_req_header_count(const mc_req *req) {
+  return req->rd->nheaders;
+}
+
+void mc_req_header_at(const mc_req *req, size_t i, mc_slice *name,
+                      mc_slice *value) {
+  *name = req->rd->headers[i].name;
+  *value = req->rd->headers[i].value;
+}
+
+mc_slice mc_req_peer(mc_req *req) {
+  if (req->peer.ptr)
+    return req->peer;
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  char text[INET6_ADDRSTRLEN] = "";
+  if (uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET)
+      uv_ip4_name((struct sockaddr_in *)&ss, text, sizeof text);
+    else if (ss.ss_family == AF_INET6)
+      uv_ip6_name((struct sockaddr_in6 *)&ss, text, sizeof text);
+  }
+  char *p = mc_arena_strndup(req->arena, text, strlen(text));
+  req->peer = p ? mc_slice_cstr(p) : MC_LIT("");
+  return req->peer;
+}
+
 mc_slice mc_req_body_raw(const mc_req *req) {
   return mc_buf_slice(&req->rd->body);
 }

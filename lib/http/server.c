@@ -735,6 +735,27 @@ static void on_signal(uv_signal_t *s, int signum) {
     wake_workers(srv);
 }
 
+/* SIGHUP: the reload hooks, one run at a time; a SIGHUP during a run is
+ * not queued (the run reads the newest state anyway). */
+static void reload_hooks(void *arg) {
+  mc__server *srv = arg;
+  mc_app *app = srv->app;
+  for (size_t i = 0; i < app->nhooks && !mc_fiber_canceled(); i++)
+    if (app->hooks[i]->reload)
+      app->hooks[i]->reload(app, app->hooks[i]->ud);
+  srv->reloading = false;
+}
+
+static void on_sighup(uv_signal_t *s, int signum) {
+  mc__server *srv = s->data;
+  if (srv->draining || srv->reloading)
+    return;
+  MC_LOG(MC_LOG_INFO, "reloading", MC_LOG_CSTR("signal", "SIGHUP"));
+  srv->reloading = true;
+  if (mc_spawn(reload_hooks, srv) != 0)
+    srv->reloading = false;
+}
+
 static void ready_hooks(void *arg) {
   mc__server *srv = arg;
   mc_app *app = srv->app;
@@ -836,6 +857,11 @@ int mc__server_run(mc_app *app) {
   srv->sigterm.data = srv->sigint.data = srv;
   uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
   uv_signal_start(&srv->sigint, on_signal, SIGINT);
+  /* SIGHUP reloads where the app can, and is ignored where it cannot,
+   * rather than ending the process. */
+  uv_signal_init(&srv->loop, &srv->sighup);
+  srv->sighup.data = srv;
+  uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
   uv_timer_init(&srv->loop, &srv->hooks_deadline);
   srv->hooks_deadline.data = srv;
   uv_async_init(&srv->loop, &srv->worker_exit, on_worker_exit);

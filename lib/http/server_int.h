@@ -40,7 +40,8 @@ typedef struct mc__server {
   mc__worker *workers;
   int nworkers;
   uv_loop_t loop;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
+  bool reloading;            /* the reload hooks are running */
   uv_timer_t hooks_deadline; /* draining hooks may take this long */
   uv_async_t worker_exit;    /* a worker has stopped */
   int stopped_workers;

@@ -1,0 +1,412 @@
+/* The proxy path: one handler for every request that is not the gateway's
+ * own (/health, /metrics). In order: the route, CORS preflight, identity
+ * (incoming identity headers are always dropped; a JWT route verifies the
+ * token and sets them), the rate limit, then the call to an instance of
+ * the route's service found through the registry, with the route's
+ * timeout, retries and balancer, and the answer relayed. */
+#include <math.h>
+#include <microc/client.h>
+#include <microc/fiber.h>
+#include <microc/http.h>
+#include <microc/log.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway.h"
+
+#define MAX_HEADERS 128
+
+const double gw_latency_bounds[GW_LATENCY_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+
+#define ADD(x, n) __atomic_add_fetch(&(x), (n), __ATOMIC_RELAXED)
+
+static const char cfg_key; /* mc_req_local slot of the request's config */
+
+static void release_cfg(void *c) {
+  gw_config_release(c);
+}
+
+static gw_config *req_config(mc_req *req) {
+  gw_config *c = mc_req_local(req, &cfg_key);
+  if (c)
+    return c;
+  c = gw_config_acquire();
+  if (mc_arena_cleanup_add(mc_req_arena(req), release_cfg, c) != 0) {
+    gw_config_release(c);
+    return NULL;
+  }
+  mc_req_set_local(req, &cfg_key, c);
+  return c;
+}
+
+static mc_slice header(mc_req *req, const char *name) {
+  return mc_req_header(req, mc_slice_cstr(name));
+}
+
+/* Decided from the head, before the body is read. */
+static size_t body_limit(mc_req *req) {
+  gw_config *c = req_config(req);
+  if (!c)
+    return 0;
+  const gw_route *r = gw_route_match(c, mc_req_method(req), mc_req_path(req),
+                                     header(req, "host"));
+  return r ? r->max_body : c->default_max_body;
+}
+
+/* ---- CORS ------------------------------------------------------------- */
+
+static bool origin_allowed(const gw_cors *c, mc_slice origin) {
+  if (c->any_origin)
+    return true;
+  for (size_t i = 0; i < c->norigins; i++)
+    if (mc_slice_eq(origin, mc_slice_cstr(c->origins[i])))
+      return true;
+  return false;
+}
+
+static void cors_headers(mc_req *req, const gw_cors *c, mc_slice origin) {
+  if (c->any_origin && !c->credentials) {
+    mc_res_header(req, MC_LIT("Access-Control-Allow-Origin"), MC_LIT("*"));
+  } else {
+    mc_res_header(req, MC_LIT("Access-Control-Allow-Origin"), origin);
+    mc_res_header(req, MC_LIT("Vary"), MC_LIT("Origin"));
+  }
+  if (c->credentials)
+    mc_res_header(req, MC_LIT("Access-Control-Allow-Credentials"),
+                  MC_LIT("true"));
+}
+
+/* Origin values go back in a header: printable and short only. */
+static bool origin_sane(mc_slice o) {
+  if (!o.len || o.len > 256)
+    return false;
+  for (size_t i = 0; i < o.len; i++)
+    if (o.ptr[i] <= 0x20 || o.ptr[i] >= 0x7f)
+      return false;
+  return true;
+}
+
+static int preflight(mc_req *req, const gw_route *r, mc_slice origin) {
+  ADD(r->stats->preflights, 1);
+  if (!r->cors.on || !origin_allowed(&r->cors, origin))
+    return mc_res_problem(req, 403, "this origin may not call this route");
+  cors_headers(req, &r->cors, origin);
+  mc_res_header(req, MC_LIT("Access-Control-Allow-Methods"),
+                mc_slice_cstr(r->cors.methods));
+  mc_slice asked = header(req, "access-control-request-headers");
+  bool asked_ok = asked.len < 1024;
+  for (size_t i = 0; asked_ok && i < asked.len; i++)
+    asked_ok = asked.ptr[i] >= 0x20 && asked.ptr[i] < 0x7f;
+  if (r->cors.headers)
+    mc_res_header(req, MC_LIT("Access-Control-Allow-Headers"),
+                  mc_slice_cstr(r->cors.headers));
+  else if (asked.len && asked_ok)
+    mc_res_header(req, MC_LIT("Access-Control-Allow-Headers"), asked);
+  char age[24];
+  snprintf(age, sizeof age, "%lld", (long long)r->cors.max_age_s);
+  mc_res_header(req, MC_LIT("Access-Control-Max-Age"), mc_slice_cstr(age));
+  return mc_res_send(req, 204, MC_LIT("text/plain"), MC_LIT(""));
+}
+
+/* ---- identity ----------------------------------------------------------- */
+
+static int unauthorized(mc_req *req, const gw_route *r, const char *why) {
+  ADD(r->stats->unauthorized, 1);
+  char www[256];
+  if (why)
+    snprintf(www, sizeof www,
+             "Bearer realm=\"microc\", error=\"invalid_token\", "
+             "error_description=\"%s\"",
+             why);
+  else
+    snprintf(www, sizeof www, "Bearer realm=\"microc\"");
+  mc_res_header(req, MC_LIT("WWW-Authenticate"), mc_slice_cstr(www));
+  return mc_res_problemf(req, 401, "%s",
+                         why ? why : "this route needs a bearer token");
+}
+
+static int authenticate(mc_req *req, const gw_config *c, const gw_route *r,
+                        gw_claims *claims) {
+  mc_slice auth = header(req, "authorization");
+  if (!auth.len)
+    return unauthorized(req, r, NULL), 1;
+  if (auth.len < 7 || !mc_slice_eq_nocase((mc_slice){auth.ptr, 7},
+                                          MC_LIT("Bearer ")))
+    return unauthorized(req, r, "the Authorization header is not Bearer"), 1;
+  mc_slice token = {auth.ptr + 7, auth.len - 7};
+  while (token.len && token.ptr[0] == ' ')
+    token.ptr++, token.len--;
+  const char *why;
+  if (gw_jwt_verify(&c->jwt, token, (int64_t)time(NULL), mc_req_arena(req),
+                    claims, &why) != 0)
+    return unauthorized(req, r, why ? why : "invalid token"), 1;
+  for (size_t i = 0; i < r->nscopes; i++) {
+    if (!gw_scopes_have(claims->scopes, r->scopes[i])) {
+      ADD(r->stats->forbidden, 1);
+      char www[256];
+      snprintf(www, sizeof www,
+               "Bearer realm=\"microc\", error=\"insufficient_scope\", "
+               "scope=\"%.128s\"",
+               r->scopes[i]);
+      mc_res_header(req, MC_LIT("WWW-Authenticate"), mc_slice_cstr(www));
+      mc_res_problemf(req, 403, "the token lacks the scope %s", r->scopes[i]);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* ---- forwarding ------------------------------------------------------- */
+
+/* Not passed on: hop-by-hop headers (RFC 9110 §7.6.1), those the client
+ * sets itself, and those the gateway writes anew. */
+static bool dropped(mc_slice name, const gw_config *c) {
+  static const char *const names[] = {
+      "connection",       "keep-alive",       "proxy-connection",
+      "proxy-authenticate", "proxy-authorization", "te",
+      "trailer",          "transfer-encoding", "upgrade",
+      "host",             "content-length",   "expect",
+      "traceparent",      "tracestate",       "x-request-id",
+      "x-request-timeout-ms", "x-forwarded-for", "x-forwarded-proto",
+      "x-forwarded-host", "forwarded"};
+  for (size_t i = 0; i < MC_COUNT(names); i++)
+    if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
+      return true;
+  return mc_slice_eq_nocase(name, mc_slice_cstr(c->subject_header)) ||
+         mc_slice_eq_nocase(name, mc_slice_cstr(c->scopes_header));
+}
+
+/* Also those the Connection header names. */
+static bool named_by_connection(mc_slice conn, mc_slice name) {
+  size_t i = 0;
+  while (i < conn.len) {
+    while (i < conn.len && (conn.ptr[i] == ' ' || conn.ptr[i] == ','))
+      i++;
+    size_t j = i;
+    while (j < conn.len && conn.ptr[j] != ',' && conn.ptr[j] != ' ')
+      j++;
+    if (j > i && mc_slice_eq_nocase((mc_slice){conn.ptr + i, j - i}, name))
+      return true;
+    i = j;
+  }
+  return false;
+}
+
+static bool answer_dropped(mc_slice name) {
+  static const char *const names[] = {
+      "connection", "keep-alive", "proxy-connection", "te",
+      "trailer", "transfer-encoding", "upgrade", "content-length",
+      "content-type", "date", "server", "x-request-id", "traceparent"};
+  for (size_t i = 0; i < MC_COUNT(names); i++)
+    if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
+      return true;
+  return false;
+}
+
+static const char *upstream_target(mc_req *req, const gw_route *r) {
+  mc_slice path = mc_req_path(req), q = mc_req_query_string(req);
+  mc_slice rest = path;
+  const char *base = "";
+  if (r->rewrite) {
+    size_t plen = strlen(r->prefix);
+    rest = (mc_slice){path.ptr + plen, path.len - plen};
+    base = r->rewrite;
+    size_t blen = strlen(base);
+    if (blen && base[blen - 1] == '/' && rest.len && rest.ptr[0] == '/')
+      rest.ptr++, rest.len--;
+  }
+  return mc_arena_sprintf(mc_req_arena(req), "%s%.*s%s%.*s", base,
+                          MC_SLICE_ARG(rest), q.len ? "?" : "",
+                          MC_SLICE_ARG(q));
+}
+
+static int failed(mc_req *req, const gw_route *r, int err) {
+  if (err == MC_EUNAVAILABLE) {
+    ADD(r->stats->unavailable, 1);
+    return mc_res_problemf(req, 503,
+                           "no healthy instance of %s is available",
+                           r->service);
+  }
+  if (err == MC_ETIMEDOUT) {
+    ADD(r->stats->timeouts, 1);
+    return mc_res_problemf(req, 504, "%s did not answer in time",
+                           r->service);
+  }
+  if (err == MC_ECANCELED)
+    return mc_res_problem(req, 503, "the gateway is shutting down");
+  if (err == MC_ETOOBIG) {
+    ADD(r->stats->bad_gateway, 1);
+    return mc_res_problemf(req, 502, "the answer of %s is too large",
+                           r->service);
+  }
+  ADD(r->stats->bad_gateway, 1);
+  return mc_res_problemf(req, 502, "%s failed: %s", r->service,
+                         mc_strerror(err));
+}
+
+static int forward(mc_req *req, const gw_config *c, const gw_route *r,
+                   const gw_claims *claims, mc_slice origin) {
+  mc_arena *a = mc_req_arena(req);
+  mc_header *hs = mc_arena_alloc(a, (MAX_HEADERS + 8) * sizeof *hs);
+  if (!hs)
+    return MC_ENOMEM;
+  size_t n = 0;
+  mc_slice conn = header(req, "connection");
+  mc_slice xff = {0};
+  for (size_t i = 0; i < mc_req_header_count(req); i++) {
+    mc_slice name, value;
+    mc_req_header_at(req, i, &name, &value);
+    if (mc_slice_eq_nocase(name, MC_LIT("x-forwarded-for")) && !xff.ptr)
+      xff = value;
+    if (dropped(name, c) || named_by_connection(conn, name))
+      continue;
+    if (n == MAX_HEADERS)
+      return mc_res_problem(req, 431, "too many headers to pass on");
+    hs[n++] = (mc_header){name, value};
+  }
+  mc_slice peer = mc_req_peer(req);
+  const char *fwd =
+      xff.len ? mc_arena_sprintf(a, "%.*s, %.*s", MC_SLICE_ARG(xff),
+                                 MC_SLICE_ARG(peer))
+              : mc_arena_sprintf(a, "%.*s", MC_SLICE_ARG(peer));
+  if (!fwd)
+    return MC_ENOMEM;
+  hs[n++] = (mc_header){MC_LIT("X-Forwarded-For"), mc_slice_cstr(fwd)};
+  hs[n++] = (mc_header){MC_LIT("X-Forwarded-Proto"), MC_LIT("http")};
+  mc_slice host = header(req, "host");
+  if (host.len)
+    hs[n++] = (mc_header){MC_LIT("X-Forwarded-Host"), host};
+  if (claims) {
+    hs[n++] = (mc_header){mc_slice_cstr(c->subject_header), claims->subject};
+    hs[n++] = (mc_header){mc_slice_cstr(c->scopes_header), claims->scopes};
+  }
+
+  const char *target = upstream_target(req, r);
+  if (!target)
+    return MC_ENOMEM;
+  uint64_t now = mc_now_ns();
+  uint64_t dl = now + r->timeout_ms * 1000000ull;
+  uint64_t old = mc_deadline();
+  if (!old || dl < old)
+    mc_deadline_set(dl);
+  char method[16];
+  mc_slice m = mc_req_method(req);
+  snprintf(method, sizeof method, "%.*s", (int)(m.len < 15 ? m.len : 15),
+           m.ptr);
+  mc_http_response res;
+  int err = mc_call_service(&(mc_call){.service = r->service,
+                                       .method = method,
+                                       .path = target,
+                                       .headers = hs,
+                                       .nheaders = n,
+                                       .body = mc_req_body_raw(req),
+                                       .timeout_ms = r->timeout_ms,
+                                       .max_attempts = r->attempts,
+                                       .balancer = r->balancer},
+                            a, &res);
+  if (err)
+    return failed(req, r, err);
+  mc_slice ct = {0};
+  for (size_t i = 0; i < res.nheaders; i++) {
+    mc_header *h = &res.headers[i];
+    if (mc_slice_eq_nocase(h->name, MC_LIT("content-type")))
+      ct = h->value;
+    if (answer_dropped(h->name))
+      continue;
+    /* the gateway's own CORS answer replaces the service's */
+    if (r->cors.on && h->name.len > 12 &&
+        mc_slice_eq_nocase((mc_slice){h->name.ptr, 12},
+                           MC_LIT("access-contr")))
+      continue;
+    mc_res_header(req, h->name, h->value);
+  }
+  if (r->cors.on && origin.len && origin_allowed(&r->cors, origin)) {
+    cors_headers(req, &r->cors, origin);
+    if (r->cors.expose)
+      mc_res_header(req, MC_LIT("Access-Control-Expose-Headers"),
+                    mc_slice_cstr(r->cors.expose));
+  }
+  return mc_res_send(req, res.status,
+                     ct.len ? ct : MC_LIT("application/octet-stream"),
+                     res.body);
+}
+
+static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
+  mc_slice method = mc_req_method(req), path = mc_req_path(req);
+  mc_slice host = header(req, "host");
+  mc_slice origin = header(req, "origin");
+  if (!origin_sane(origin))
+    origin = (mc_slice){0};
+  mc_slice acrm = header(req, "access-control-request-method");
+  bool is_preflight = mc_slice_eq(method, MC_LIT("OPTIONS")) && origin.len &&
+                      acrm.len;
+  const gw_route *r =
+      gw_route_match(c, is_preflight ? acrm : method, path, host);
+  *rp = r;
+  if (!r) {
+    if (gw_route_path_known(c, path, host))
+      return mc_res_problemf(req, 405, "%.*s is not allowed here",
+                             MC_SLICE_ARG(method));
+    return mc_res_problem(req, 404, "no route matches this path");
+  }
+  if (is_preflight)
+    return preflight(req, r, origin);
+  gw_claims claims;
+  bool have_claims = false;
+  if (r->auth == GW_AUTH_JWT) {
+    if (authenticate(req, c, r, &claims) != 0)
+      return 0;
+    have_claims = true;
+  }
+  if (r->rate > 0) {
+    mc_slice peer = mc_req_peer(req);
+    bool by_sub = r->limit_by == GW_BY_SUBJECT && have_claims &&
+                  claims.subject.len;
+    mc_slice who = by_sub ? claims.subject : peer;
+    const char *key =
+        mc_arena_sprintf(mc_req_arena(req), "%s\n%c%.*s", r->name,
+                         by_sub ? 's' : 'c', MC_SLICE_ARG(who));
+    double retry;
+    if (key && !gw_limiter_take(gw_limiter_get(), mc_slice_cstr(key),
+                                r->rate, r->burst, mc_now_ns(), &retry)) {
+      ADD(r->stats->rate_limited, 1);
+      char after[24];
+      snprintf(after, sizeof after, "%.0f", ceil(retry < 1 ? 1 : retry));
+      mc_res_header(req, MC_LIT("Retry-After"), mc_slice_cstr(after));
+      return mc_res_problemf(req, 429, "rate limit of %g requests a second "
+                                       "exceeded; retry after %s s",
+                             r->rate, after);
+    }
+  }
+  return forward(req, c, r, have_claims ? &claims : NULL, origin);
+}
+
+static void observe(const gw_route *r, int status, uint64_t start_ns) {
+  gw_stats *s = r->stats;
+  int cls = status / 100;
+  ADD(s->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
+  double secs = (double)(mc_now_ns() - start_ns) / 1e9;
+  size_t b = 0;
+  while (b < GW_LATENCY_BUCKETS && secs > gw_latency_bounds[b])
+    b++;
+  ADD(s->latency[b], 1);
+  ADD(s->latency_sum_us, (uint64_t)(secs * 1e6));
+}
+
+static int proxy(mc_req *req) {
+  uint64_t start = mc_now_ns();
+  gw_config *c = req_config(req);
+  if (!c)
+    return MC_ENOMEM;
+  const gw_route *r = NULL;
+  int rc = route_request(req, c, &r);
+  if (r && mc_res_answered(req))
+    observe(r, mc_res_status(req), start);
+  return rc;
+}
+
+const mc_route gw_proxy_route = {
+    "*", "/{path...}", proxy, .hidden = true, .body_limit = body_limit,
+    .max_body = 1u << 30};
