@@ -192,16 +192,18 @@ static void parse_cors(parse *p, const yaml_node_t *n, gw_cors *c) {
     } else if (!strcmp(key, "max_age")) {
       c->max_age_s = (int64_t)(get_duration_ms(p, v, "cors.max_age") / 1000);
     } else {
-      failf(p, k, "cors: unknown key '%s' (origins, methods, headers, "
-                  "expose_headers, credentials, max_age)",
+      failf(p, k,
+            "cors: unknown key '%s' (origins, methods, headers, "
+            "expose_headers, credentials, max_age)",
             key);
     }
   }
   if (!c->norigins)
     failf(p, n, "cors: origins is required");
   if (c->any_origin && c->credentials)
-    failf(p, n, "cors: credentials cannot go with origin \"*\" (browsers "
-                "refuse it); list the origins");
+    failf(p, n,
+          "cors: credentials cannot go with origin \"*\" (browsers "
+          "refuse it); list the origins");
 }
 
 static void parse_rate(parse *p, const yaml_node_t *n, gw_route *r) {
@@ -315,8 +317,9 @@ static void parse_route(parse *p, const yaml_node_t *n, gw_route *r) {
   if (!r->service)
     failf(p, n, "a route needs a service");
   if (!auth_node)
-    failf(p, n, "a route needs auth: public or jwt (say which; none is "
-                "assumed)");
+    failf(p, n,
+          "a route needs auth: public or jwt (say which; none is "
+          "assumed)");
   if (r->nscopes && r->auth != GW_AUTH_JWT)
     failf(p, n, "scopes need auth: jwt");
   if (r->limit_by == GW_BY_SUBJECT && r->auth != GW_AUTH_JWT)
@@ -477,8 +480,8 @@ static const char *env_default(const char *name) {
 }
 
 int gw_config_parse(mc_slice yaml, const char *path,
-                    const char *(*getenv_fn)(const char *name),
-                    gw_config **out, char *err, size_t errcap) {
+                    const char *(*getenv_fn)(const char *name), gw_config **out,
+                    char *err, size_t errcap) {
   *out = NULL;
   err[0] = 0;
   gw_config *c = calloc(1, sizeof *c);
@@ -506,7 +509,7 @@ int gw_config_parse(mc_slice yaml, const char *path,
     gw_config_free(c);
     return MC_EPARSE;
   }
-  parse p = {&doc, c, path, getenv_fn ? getenv_fn : env_default,
+  parse p = {&doc, c,      path, getenv_fn ? getenv_fn : env_default,
              err,  errcap, 0};
   parse_root(&p, yaml_document_get_root_node(&doc));
   yaml_document_delete(&doc);

@@ -50,7 +50,7 @@ typedef struct gw_route {
   double rate, burst; /* requests a second and bucket size; rate 0: off */
   gw_limit_by limit_by;
   gw_cors cors;
-  uint64_t max_body; /* bytes */
+  uint64_t max_body;      /* bytes */
   struct gw_stats *stats; /* set by main.c; outlives reloads */
 } gw_route;
 
@@ -86,8 +86,8 @@ typedef struct gw_config {
  * not a valid route file) or MC_ENOMEM, with a message naming the line in
  * err. *out is freed with gw_config_free. */
 int gw_config_parse(mc_slice yaml, const char *path,
-                    const char *(*getenv_fn)(const char *name),
-                    gw_config **out, char *err, size_t errcap);
+                    const char *(*getenv_fn)(const char *name), gw_config **out,
+                    char *err, size_t errcap);
 void gw_config_free(gw_config *c);
 /* The route for a request: the longest prefix among those whose method
  * and host fit; NULL when none does. */
@@ -143,7 +143,7 @@ size_t gw_limiter_keys(gw_limiter *l);
 #define GW_LATENCY_BUCKETS 12
 typedef struct gw_stats {
   const char *name;
-  uint64_t by_class[6]; /* answers by status / 100 */
+  uint64_t by_class[6];                     /* answers by status / 100 */
   uint64_t latency[GW_LATENCY_BUCKETS + 1]; /* the last: +Inf */
   uint64_t latency_sum_us;
   uint64_t unauthorized, forbidden, rate_limited; /* 401, 403, 429 */

@@ -79,9 +79,9 @@ static json_t *b64_json(mc_slice part, mc_arena *a) {
   long n = gw_b64url_decode(part, buf);
   if (n < 0)
     return NULL;
-  json_t *j = json_loadb((const char *)buf, (size_t)n,
-                         JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL,
-                         NULL);
+  json_t *j =
+      json_loadb((const char *)buf, (size_t)n,
+                 JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
   if (j && !json_is_object(j)) {
     json_decref(j);
     return NULL;
@@ -150,8 +150,7 @@ static EVP_PKEY *ec_key(json_t *k) {
   if (bld &&
       OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
                                       "prime256v1", 0) &&
-      OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
-                                       65))
+      OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 65))
     pkey = from_params("EC", bld);
   OSSL_PARAM_BLD_free(bld);
   return pkey;
@@ -237,11 +236,10 @@ static bool verify_hs256(const gw_jwt_conf *c, mc_slice signed_part,
 static bool verify_pkey(EVP_PKEY *pkey, mc_slice signed_part,
                         const unsigned char *sig, size_t siglen) {
   EVP_MD_CTX *md = EVP_MD_CTX_new();
-  bool ok = md &&
-            EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) == 1 &&
-            EVP_DigestVerify(md, sig, siglen,
-                             (const unsigned char *)signed_part.ptr,
-                             signed_part.len) == 1;
+  bool ok =
+      md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) == 1 &&
+      EVP_DigestVerify(md, sig, siglen, (const unsigned char *)signed_part.ptr,
+                       signed_part.len) == 1;
   EVP_MD_CTX_free(md);
   return ok;
 }
@@ -318,8 +316,8 @@ static int read_scopes(json_t *claims, mc_arena *a, mc_slice *out) {
       if (!s)
         continue;
       for (; *s; s++) {
-        bool ok = *s == ' ' || (*s > 0x20 && *s < 0x7f && *s != '"' &&
-                                *s != '\\');
+        bool ok =
+            *s == ' ' || (*s > 0x20 && *s < 0x7f && *s != '"' && *s != '\\');
         if (!ok) {
           mc_buf_free(&b);
           return MC_EINVAL;
@@ -374,8 +372,7 @@ int gw_jwt_verify(const gw_jwt_conf *c, mc_slice token, int64_t now_s,
     return MC_EINVAL;
   const char *d1 = memchr(token.ptr, '.', token.len);
   const char *d2 =
-      d1 ? memchr(d1 + 1, '.', (size_t)(token.ptr + token.len - d1 - 1))
-         : NULL;
+      d1 ? memchr(d1 + 1, '.', (size_t)(token.ptr + token.len - d1 - 1)) : NULL;
   if (!d1 || !d2 ||
       memchr(d2 + 1, '.', (size_t)(token.ptr + token.len - d2 - 1)))
     return MC_EINVAL;

@@ -83,8 +83,7 @@ bool gw_limiter_take(gw_limiter *l, mc_slice key, double rate, double burst,
   if (!b) {
     if (mc_map_len(&l->buckets) >= l->max_keys)
       sweep(l, now_ns);
-    if (mc_map_len(&l->buckets) >= l->max_keys ||
-        !(b = malloc(sizeof *b))) {
+    if (mc_map_len(&l->buckets) >= l->max_keys || !(b = malloc(sizeof *b))) {
       uv_mutex_unlock(&l->lock);
       return true;
     }

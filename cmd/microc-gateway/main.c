@@ -201,9 +201,8 @@ static int gateway_metrics(mc_app *app, mc_buf *b, void *ud) {
     uint64_t cum = 0;
     for (int k = 0; k <= GW_LATENCY_BUCKETS; k++) {
       cum += LOAD(s->latency[k]);
-      mc_buf_append_cstr(b,
-                         "microc_gateway_request_duration_seconds_bucket{"
-                         "route=\"");
+      mc_buf_append_cstr(b, "microc_gateway_request_duration_seconds_bucket{"
+                            "route=\"");
       label(b, s->name);
       if (k < GW_LATENCY_BUCKETS)
         mc_buf_appendf(b, "\",le=\"%g\"} %llu\n", gw_latency_bounds[k],
@@ -211,11 +210,12 @@ static int gateway_metrics(mc_app *app, mc_buf *b, void *ud) {
       else
         mc_buf_appendf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
     }
-    mc_buf_append_cstr(b, "microc_gateway_request_duration_seconds_sum{route=\"");
+    mc_buf_append_cstr(b,
+                       "microc_gateway_request_duration_seconds_sum{route=\"");
     label(b, s->name);
     mc_buf_appendf(b, "\"} %.6f\n", (double)LOAD(s->latency_sum_us) / 1e6);
-    mc_buf_append_cstr(b,
-                       "microc_gateway_request_duration_seconds_count{route=\"");
+    mc_buf_append_cstr(
+        b, "microc_gateway_request_duration_seconds_count{route=\"");
     label(b, s->name);
     mc_buf_appendf(b, "\"} %llu\n", (unsigned long long)cum);
   }

@@ -132,8 +132,8 @@ static int authenticate(mc_req *req, const gw_config *c, const gw_route *r,
   mc_slice auth = header(req, "authorization");
   if (!auth.len)
     return unauthorized(req, r, NULL), 1;
-  if (auth.len < 7 || !mc_slice_eq_nocase((mc_slice){auth.ptr, 7},
-                                          MC_LIT("Bearer ")))
+  if (auth.len < 7 ||
+      !mc_slice_eq_nocase((mc_slice){auth.ptr, 7}, MC_LIT("Bearer ")))
     return unauthorized(req, r, "the Authorization header is not Bearer"), 1;
   mc_slice token = {auth.ptr + 7, auth.len - 7};
   while (token.len && token.ptr[0] == ' ')
@@ -163,14 +163,26 @@ static int authenticate(mc_req *req, const gw_config *c, const gw_route *r,
 /* Not passed on: hop-by-hop headers (RFC 9110 §7.6.1), those the client
  * sets itself, and those the gateway writes anew. */
 static bool dropped(mc_slice name, const gw_config *c) {
-  static const char *const names[] = {
-      "connection",       "keep-alive",       "proxy-connection",
-      "proxy-authenticate", "proxy-authorization", "te",
-      "trailer",          "transfer-encoding", "upgrade",
-      "host",             "content-length",   "expect",
-      "traceparent",      "tracestate",       "x-request-id",
-      "x-request-timeout-ms", "x-forwarded-for", "x-forwarded-proto",
-      "x-forwarded-host", "forwarded"};
+  static const char *const names[] = {"connection",
+                                      "keep-alive",
+                                      "proxy-connection",
+                                      "proxy-authenticate",
+                                      "proxy-authorization",
+                                      "te",
+                                      "trailer",
+                                      "transfer-encoding",
+                                      "upgrade",
+                                      "host",
+                                      "content-length",
+                                      "expect",
+                                      "traceparent",
+                                      "tracestate",
+                                      "x-request-id",
+                                      "x-request-timeout-ms",
+                                      "x-forwarded-for",
+                                      "x-forwarded-proto",
+                                      "x-forwarded-host",
+                                      "forwarded"};
   for (size_t i = 0; i < MC_COUNT(names); i++)
     if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
       return true;
@@ -196,9 +208,11 @@ static bool named_by_connection(mc_slice conn, mc_slice name) {
 
 static bool answer_dropped(mc_slice name) {
   static const char *const names[] = {
-      "connection", "keep-alive", "proxy-connection", "te",
-      "trailer", "transfer-encoding", "upgrade", "content-length",
-      "content-type", "date", "server", "x-request-id", "traceparent"};
+      "connection", "keep-alive",     "proxy-connection",
+      "te",         "trailer",        "transfer-encoding",
+      "upgrade",    "content-length", "content-type",
+      "date",       "server",         "x-request-id",
+      "traceparent"};
   for (size_t i = 0; i < MC_COUNT(names); i++)
     if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
       return true;
@@ -225,14 +239,12 @@ static const char *upstream_target(mc_req *req, const gw_route *r) {
 static int failed(mc_req *req, const gw_route *r, int err) {
   if (err == MC_EUNAVAILABLE) {
     ADD(r->stats->unavailable, 1);
-    return mc_res_problemf(req, 503,
-                           "no healthy instance of %s is available",
+    return mc_res_problemf(req, 503, "no healthy instance of %s is available",
                            r->service);
   }
   if (err == MC_ETIMEDOUT) {
     ADD(r->stats->timeouts, 1);
-    return mc_res_problemf(req, 504, "%s did not answer in time",
-                           r->service);
+    return mc_res_problemf(req, 504, "%s did not answer in time", r->service);
   }
   if (err == MC_ECANCELED)
     return mc_res_problem(req, 503, "the gateway is shutting down");
@@ -267,10 +279,10 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
     hs[n++] = (mc_header){name, value};
   }
   mc_slice peer = mc_req_peer(req);
-  const char *fwd =
-      xff.len ? mc_arena_sprintf(a, "%.*s, %.*s", MC_SLICE_ARG(xff),
-                                 MC_SLICE_ARG(peer))
-              : mc_arena_sprintf(a, "%.*s", MC_SLICE_ARG(peer));
+  const char *fwd = xff.len
+                        ? mc_arena_sprintf(a, "%.*s, %.*s", MC_SLICE_ARG(xff),
+                                           MC_SLICE_ARG(peer))
+                        : mc_arena_sprintf(a, "%.*s", MC_SLICE_ARG(peer));
   if (!fwd)
     return MC_ENOMEM;
   hs[n++] = (mc_header){MC_LIT("X-Forwarded-For"), mc_slice_cstr(fwd)};
@@ -317,8 +329,7 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
       continue;
     /* the gateway's own CORS answer replaces the service's */
     if (r->cors.on && h->name.len > 12 &&
-        mc_slice_eq_nocase((mc_slice){h->name.ptr, 12},
-                           MC_LIT("access-contr")))
+        mc_slice_eq_nocase((mc_slice){h->name.ptr, 12}, MC_LIT("access-contr")))
       continue;
     mc_res_header(req, h->name, h->value);
   }
@@ -340,8 +351,8 @@ static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
   if (!origin_sane(origin))
     origin = (mc_slice){0};
   mc_slice acrm = header(req, "access-control-request-method");
-  bool is_preflight = mc_slice_eq(method, MC_LIT("OPTIONS")) && origin.len &&
-                      acrm.len;
+  bool is_preflight =
+      mc_slice_eq(method, MC_LIT("OPTIONS")) && origin.len && acrm.len;
   const gw_route *r =
       gw_route_match(c, is_preflight ? acrm : method, path, host);
   *rp = r;
@@ -362,21 +373,21 @@ static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
   }
   if (r->rate > 0) {
     mc_slice peer = mc_req_peer(req);
-    bool by_sub = r->limit_by == GW_BY_SUBJECT && have_claims &&
-                  claims.subject.len;
+    bool by_sub =
+        r->limit_by == GW_BY_SUBJECT && have_claims && claims.subject.len;
     mc_slice who = by_sub ? claims.subject : peer;
-    const char *key =
-        mc_arena_sprintf(mc_req_arena(req), "%s\n%c%.*s", r->name,
-                         by_sub ? 's' : 'c', MC_SLICE_ARG(who));
+    const char *key = mc_arena_sprintf(mc_req_arena(req), "%s\n%c%.*s", r->name,
+                                       by_sub ? 's' : 'c', MC_SLICE_ARG(who));
     double retry;
-    if (key && !gw_limiter_take(gw_limiter_get(), mc_slice_cstr(key),
-                                r->rate, r->burst, mc_now_ns(), &retry)) {
+    if (key && !gw_limiter_take(gw_limiter_get(), mc_slice_cstr(key), r->rate,
+                                r->burst, mc_now_ns(), &retry)) {
       ADD(r->stats->rate_limited, 1);
       char after[24];
       snprintf(after, sizeof after, "%.0f", ceil(retry < 1 ? 1 : retry));
       mc_res_header(req, MC_LIT("Retry-After"), mc_slice_cstr(after));
-      return mc_res_problemf(req, 429, "rate limit of %g requests a second "
-                                       "exceeded; retry after %s s",
+      return mc_res_problemf(req, 429,
+                             "rate limit of %g requests a second "
+                             "exceeded; retry after %s s",
                              r->rate, after);
     }
   }
@@ -407,6 +418,9 @@ static int proxy(mc_req *req) {
   return rc;
 }
 
-const mc_route gw_proxy_route = {
-    "*", "/{path...}", proxy, .hidden = true, .body_limit = body_limit,
-    .max_body = 1u << 30};
+const mc_route gw_proxy_route = {"*",
+                                 "/{path...}",
+                                 proxy,
+                                 .hidden = true,
+                                 .body_limit = body_limit,
+                                 .max_body = 1u << 30};
