@@ -356,6 +356,8 @@ static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
   const gw_route *r =
       gw_route_match(c, is_preflight ? acrm : method, path, host);
   *rp = r;
+  if (r)
+    mc_req_set_label(req, r->name);
   if (!r) {
     if (gw_route_path_known(c, path, host))
       return mc_res_problemf(req, 405, "%.*s is not allowed here",

@@ -190,6 +190,9 @@ MC_EXTERN const mc_route *mc_req_route(const mc_req *req);
 /* The request id (X-Request-Id, honoured or made) and W3C trace id. */
 MC_EXTERN mc_slice mc_req_id(const mc_req *req);
 MC_EXTERN mc_slice mc_req_trace_id(const mc_req *req);
+/* Names the request in the access log in place of its route's path (a
+ * gateway route, say). label must live until the answer has been sent. */
+MC_EXTERN void mc_req_set_label(mc_req *req, const char *label);
 /* Per-request slot for middleware (one per middleware, by its pointer). */
 MC_EXTERN void mc_req_set_local(mc_req *req, const void *key, void *value);
 MC_EXTERN void *mc_req_local(const mc_req *req, const void *key);

@@ -208,7 +208,9 @@ void mc__conn_respond(mc__conn *c) {
     const mc__route_entry *e = req->match.entry;
     mc_log_field f[] = {
         MC_LOG_STR("method", c->rd.method),
-        MC_LOG_CSTR("route", e ? e->route->path : ""),
+        MC_LOG_CSTR("route", req->label ? req->label
+                             : e        ? e->route->path
+                                        : ""),
         MC_LOG_STR("path", req->path),
         MC_LOG_INT("status", status),
         MC_LOG_NUM("duration_ms", (double)dur / 1e6),
@@ -451,6 +453,10 @@ mc_slice mc_req_peer(mc_req *req) {
   char *p = mc_arena_strndup(req->arena, text, strlen(text));
   req->peer = p ? mc_slice_cstr(p) : MC_LIT("");
   return req->peer;
+}
+
+void mc_req_set_label(mc_req *req, const char *label) {
+  req->label = label;
 }
 
 mc_slice mc_req_body_raw(const mc_req *req) {

@@ -487,3 +487,10 @@ def test_kill_9_under_load_idempotent_calls_see_no_errors(tmp_path):
         assert 'microc_upstream_failures_total{service="hello"' in text
     finally:
         g.close()
+
+
+def test_access_log_names_the_gateway_route(gw):
+    rid = "log-route-check-1"
+    requests.get(f"{gw.url}/api/hello/logged", headers={"X-Request-Id": rid})
+    e = gw.gw.wait_log(lambda e: e.get("request_id") == rid)
+    assert e["route"] == "/api/hello/" and e["status"] == 200

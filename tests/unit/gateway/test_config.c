@@ -94,8 +94,7 @@ Test(config, mistakes_are_refused_with_their_line) {
   refused("- a\n- b\n", MC_EINVAL, "mapping");
   refused("routes:\n  - prefix: /x\n    service: a\n    auht: public\n",
           MC_EINVAL, "routes.yaml:4: unknown key 'auht'");
-  refused("routes:\n  - {prefix: /x, service: a}\n", MC_EINVAL,
-          "needs auth");
+  refused("routes:\n  - {prefix: /x, service: a}\n", MC_EINVAL, "needs auth");
   refused("routes:\n  - {prefix: x, service: a, auth: public}\n", MC_EINVAL,
           "must start with /");
   refused("routes:\n  - {prefix: /x, auth: public}\n", MC_EINVAL,

@@ -103,10 +103,10 @@ Test(jwt, time_claims) {
   conf.leeway_s = 200;
   gw_claims cl;
   const char *why;
-  cr_assert_eq(verify(make(HS, "{\"exp\":1799999900,\"nbf\":1800000100}",
-                           SECRET),
-                      &cl, &why),
-               0, "%s", why);
+  cr_assert_eq(
+      verify(make(HS, "{\"exp\":1799999900,\"nbf\":1800000100}", SECRET), &cl,
+             &why),
+      0, "%s", why);
   conf.require_exp = false;
   cr_assert_eq(verify(make(HS, "{}", SECRET), &cl, &why), 0, "%s", why);
 }
@@ -114,10 +114,8 @@ Test(jwt, time_claims) {
 Test(jwt, signatures_and_algs) {
   bad(make(HS, "{\"exp\":1900000000}", "another-secret-of-32-bytes-or-so"),
       "bad signature");
-  bad(make("{\"alg\":\"none\"}", "{\"exp\":1900000000}", SECRET),
-      "unsigned");
-  bad(make("{\"alg\":\"NONE\"}", "{\"exp\":1900000000}", SECRET),
-      "unsigned");
+  bad(make("{\"alg\":\"none\"}", "{\"exp\":1900000000}", SECRET), "unsigned");
+  bad(make("{\"alg\":\"NONE\"}", "{\"exp\":1900000000}", SECRET), "unsigned");
   bad(make("{\"typ\":\"JWT\"}", "{\"exp\":1900000000}", SECRET), "unsigned");
   bad(make("{\"alg\":\"HS512\"}", "{\"exp\":1900000000}", SECRET),
       "unsupported alg");
@@ -214,10 +212,11 @@ Test(jwt, jwks_documents) {
   cr_assert_eq(gw_jwks_parse(MC_LIT("{}"), &k, err, sizeof err), MC_EPARSE);
   cr_assert_eq(gw_jwks_parse(MC_LIT("{\"keys\":[]}"), &k, err, sizeof err),
                MC_EINVAL);
-  cr_assert_eq(gw_jwks_parse(MC_LIT("{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\","
-                                    "\"e\":\"AQAB\"}]}"),
-                             &k, err, sizeof err),
-               MC_EINVAL, "a 17-bit RSA key was taken");
+  cr_assert_eq(
+      gw_jwks_parse(MC_LIT("{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\","
+                           "\"e\":\"AQAB\"}]}"),
+                    &k, err, sizeof err),
+      MC_EINVAL, "a 17-bit RSA key was taken");
   cr_assert_eq(gw_jwks_parse(MC_LIT("{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-"
                                     "384\",\"x\":\"AA\",\"y\":\"AA\"}]}"),
                              &k, err, sizeof err),
