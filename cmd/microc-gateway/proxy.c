@@ -286,7 +286,8 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
   if (!fwd)
     return MC_ENOMEM;
   hs[n++] = (mc_header){MC_LIT("X-Forwarded-For"), mc_slice_cstr(fwd)};
-  hs[n++] = (mc_header){MC_LIT("X-Forwarded-Proto"), MC_LIT("http")};
+  hs[n++] = (mc_header){MC_LIT("X-Forwarded-Proto"),
+                        mc_req_tls(req) ? MC_LIT("https") : MC_LIT("http")};
   mc_slice host = header(req, "host");
   if (host.len)
     hs[n++] = (mc_header){MC_LIT("X-Forwarded-Host"), host};

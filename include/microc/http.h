@@ -168,6 +168,8 @@ MC_EXTERN mc_slice mc_req_header(const mc_req *req, mc_slice name);
 MC_EXTERN size_t mc_req_header_count(const mc_req *req);
 MC_EXTERN void mc_req_header_at(const mc_req *req, size_t i, mc_slice *name,
                                 mc_slice *value);
+/* Whether the request came over TLS (--tls-cert). */
+MC_EXTERN bool mc_req_tls(const mc_req *req);
 /* The client's address ("127.0.0.1", "::1"), without the port; empty when
  * it cannot be told. Valid until the answer has been sent. */
 MC_EXTERN mc_slice mc_req_peer(mc_req *req);

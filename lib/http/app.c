@@ -82,6 +82,10 @@ static int builtin_options(mc_app *app) {
       {"balancer", "MICROC_BALANCER", MC_OPT_STR, &c->balancer, "round-robin",
        "how calls by name pick an instance: round-robin, "
        "least-outstanding or p2c"},
+      {"tls-cert", "MICROC_TLS_CERT", MC_OPT_STR, &c->tls_cert, NULL,
+       "serve HTTPS with this certificate chain (PEM); needs --tls-key"},
+      {"tls-key", "MICROC_TLS_KEY", MC_OPT_STR, &c->tls_key, NULL,
+       "the private key (PEM) of --tls-cert"},
       {"docs-dir", "MICROC_DOCS_DIR", MC_OPT_STR, &c->docs_dir,
        MICROC_SWAGGER_UI_DIR,
        "directory with the Swagger UI files that /docs serves"},
@@ -173,6 +177,7 @@ void mc_app_free(mc_app *app) {
     return;
   mc__router_free(&app->router);
   free(app->routes);
+  mc__tls_ctx_free(app->tls_ctx);
   free(app->openapi);
   mc__docs_free(app);
   free(app->opts);
@@ -301,6 +306,19 @@ int mc_app_main(mc_app *app, int argc, char **argv) {
                                    ? "two different models share a name"
                                    : ""));
     return 1;
+  }
+  if (!cfg->tls_cert != !cfg->tls_key) {
+    fprintf(stderr, "%s: --tls-cert and --tls-key go together\n",
+            prog_name(argv[0]));
+    return 2;
+  }
+  if (cfg->tls_cert) {
+    char why[512];
+    if (mc__tls_ctx_new(cfg->tls_cert, cfg->tls_key, &app->tls_ctx, why,
+                        sizeof why) != 0) {
+      fprintf(stderr, "%s: %s\n", prog_name(argv[0]), why);
+      return 2;
+    }
   }
   mc_balancer bal;
   if (mc_balancer_parse(cfg->balancer, &bal) != 0) {

@@ -96,6 +96,7 @@ typedef struct mc__config {
   uint64_t fiber_stack;
   const char *docs_dir;
   bool access_log;
+  const char *tls_cert, *tls_key;
 } mc__config;
 
 struct mc_app {
@@ -116,6 +117,7 @@ struct mc_app {
   } metrics[8];
   size_t nmetrics;
   char *registry_url;
+  struct ssl_ctx_st *tls_ctx; /* --tls-cert and --tls-key; NULL: plain */
   struct mc__server *server;
   char *openapi; /* generated once */
   size_t openapi_len;

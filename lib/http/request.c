@@ -132,8 +132,7 @@ int mc__conn_on_head(mc__conn *c) {
     rd->body.limit = limit;
   if (rd->expect_continue && (rd->chunked || rd->content_length > 0)) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
-    if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)b.len) {
+    if (mc__conn_send_raw(c, cont, sizeof cont - 1) != 0) {
       mc__conn_fail(c, 500, "could not send 100 Continue");
       return -1;
     }
@@ -453,6 +452,10 @@ mc_slice mc_req_peer(mc_req *req) {
   char *p = mc_arena_strndup(req->arena, text, strlen(text));
   req->peer = p ? mc_slice_cstr(p) : MC_LIT("");
   return req->peer;
+}
+
+bool mc_req_tls(const mc_req *req) {
+  return req->conn->tls != NULL;
 }
 
 void mc_req_set_label(mc_req *req, const char *label) {

@@ -109,6 +109,7 @@ static void conn_feed(mc__conn *c, const char *data, size_t len,
                       bool from_pending);
 static void conn_close(mc__conn *c);
 static void conn_next(mc__conn *c);
+static void conn_stop_reading(mc__conn *c);
 
 static uint64_t now_ms(mc__worker *w) {
   return uv_now(&w->loop);
@@ -146,6 +147,7 @@ static void conn_set_state(mc__conn *c, int state) {
 static void conn_free_if_done(mc__conn *c) {
   if (c->open_handles > 0 || c->fiber_running)
     return;
+  mc__tls_conn_free(c);
   mc__h1_reader_free(&c->rd);
   mc_arena_free(c->arena);
   mc_buf_free(&c->pending);
@@ -229,7 +231,60 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   c->last_read = now_ms(c->w);
   if (c->state == C_LINGER)
     return; /* draining what the client still sends before we close */
+  if (c->tls) {
+    int err = mc__tls_read(c, buf->base, (size_t)nread);
+    if (err == MC_EUNSUPPORTED) {
+      /* a plain request on the HTTPS port: say so in plain HTTP */
+      static const char body[] =
+          "{\"type\":\"about:blank\",\"title\":\"Bad Request\",\"status\":"
+          "400,\"detail\":\"a plain HTTP request was sent to the HTTPS "
+          "port\"}";
+      char head[200];
+      int n = snprintf(head, sizeof head,
+                       "HTTP/1.1 400 Bad Request\r\nContent-Type: "
+                       "application/problem+json\r\nContent-Length: %zu\r\n"
+                       "Connection: close\r\n\r\n",
+                       sizeof body - 1);
+      uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n),
+                          uv_buf_init((char *)body, sizeof body - 1)};
+      uv_try_write((uv_stream_t *)&c->tcp, bufs, 2);
+      conn_close(c);
+      return;
+    }
+    if (err && c->state != C_CLOSED) {
+      if (c->state == C_BUSY || c->state == C_WRITING) {
+        c->close_after = true;
+        conn_stop_reading(c);
+      } else {
+        conn_close(c);
+      }
+    }
+    return;
+  }
   conn_feed(c, buf->base, (size_t)nread, false);
+}
+
+/* Plaintext from TLS: the reader takes it while a request is being read;
+ * while one is served, it waits its turn as pipelined bytes do. */
+void mc__conn_plain(mc__conn *c, const char *data, size_t len) {
+  if (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY) {
+    conn_feed(c, data, len, false);
+    return;
+  }
+  if (c->state == C_BUSY || c->state == C_WRITING)
+    if (mc_buf_append(&c->pending, data, len) != 0)
+      c->close_after = true;
+}
+
+void mc__conn_abort(mc__conn *c) {
+  conn_close(c);
+}
+
+int mc__conn_send_raw(mc__conn *c, const char *data, size_t len) {
+  if (c->tls)
+    return mc__tls_send_raw(c, data, len);
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  return uv_try_write((uv_stream_t *)&c->tcp, &b, 1) == (int)len ? 0 : MC_EIO;
 }
 
 static void conn_start_reading(mc__conn *c) {
@@ -282,6 +337,10 @@ static void on_write(uv_write_t *r, int status) {
   conn_after_write(c);
 }
 
+void mc__conn_written(mc__conn *c) {
+  conn_after_write(c);
+}
+
 /* Sends c->out then c->res_body (unless omit_body), then moves on. */
 void mc__conn_write(mc__conn *c, bool omit_body) {
   uv_buf_t bufs[2] = {
@@ -289,6 +348,12 @@ void mc__conn_write(mc__conn *c, bool omit_body) {
       uv_buf_init(c->res_body.ptr, omit_body ? 0 : (unsigned)c->res_body.len)};
   unsigned nb = bufs[1].len ? 2 : 1;
   size_t total = bufs[0].len + bufs[1].len;
+  if (c->tls) {
+    conn_set_state(c, C_WRITING);
+    if (mc__tls_write(c, bufs, nb, c->close_after) != 0)
+      conn_close(c);
+    return;
+  }
   int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
   if (n < 0 && n != UV_EAGAIN) {
     conn_close(c);
@@ -467,6 +532,14 @@ static void conn_new(mc__worker *w, int fd) {
   w->nconns++;
   w->accepted++;
   conn_set_state(c, C_IDLE);
+  if (w->srv->app->tls_ctx) {
+    if (mc__tls_conn_new(c, w->srv->app->tls_ctx) != 0) {
+      conn_close(c);
+      return;
+    }
+    /* the handshake and the first request head get the head's time */
+    conn_arm(c, cfg->header_timeout_ms);
+  }
   conn_start_reading(c);
 }
 
@@ -880,8 +953,8 @@ int mc__server_run(mc_app *app) {
   uv_barrier_wait(&srv->ready);
   uv_barrier_destroy(&srv->ready);
   int is6 = ss.ss_family == AF_INET6;
-  printf("listening on http://%s%s%s:%d\n", is6 ? "[" : "", srv->host,
-         is6 ? "]" : "", port);
+  printf("listening on %s://%s%s%s:%d\n", app->tls_ctx ? "https" : "http",
+         is6 ? "[" : "", srv->host, is6 ? "]" : "", port);
   fflush(stdout);
   MC_LOG(MC_LOG_INFO, "listening", MC_LOG_CSTR("host", srv->host),
          MC_LOG_INT("port", port), MC_LOG_INT("workers", n));

@@ -10,6 +10,8 @@
 enum { C_IDLE, C_HEAD, C_BODY, C_BUSY, C_WRITING, C_LINGER, C_CLOSED };
 
 struct mc__metrics;
+struct ssl_ctx_st;
+typedef struct mc__tls mc__tls;
 
 struct mc__worker {
   struct mc__server *srv;
@@ -33,6 +35,7 @@ struct mc__worker {
   mc_fiber_stats fstats;
   struct mc__metrics *metrics;
   char readbuf[65536];
+  char plainbuf[16384]; /* one TLS record's plaintext */
 };
 
 typedef struct mc__server {
@@ -71,11 +74,34 @@ struct mc__conn {
   uint64_t state_since, last_read;
   int open_handles;
   bool reading, fiber_running, close_after, driving, again;
+  mc__tls *tls; /* NULL: plain TCP */
 };
 
 int mc__parse_listen(const char *spec, struct sockaddr_storage *ss, char *host,
                      size_t hostcap, int *port);
 void mc__conn_write(mc__conn *c, bool omit_body);
+/* Bytes outside an answer (100 Continue), through TLS when it is on. */
+int mc__conn_send_raw(mc__conn *c, const char *data, size_t len);
+/* For tls.c: plaintext that arrived, the answer has left, give up. */
+void mc__conn_plain(mc__conn *c, const char *data, size_t len);
+void mc__conn_written(mc__conn *c);
+void mc__conn_abort(mc__conn *c);
+
+/* tls.c */
+int mc__tls_ctx_new(const char *cert, const char *key, struct ssl_ctx_st **out,
+                    char *err, size_t errcap);
+void mc__tls_ctx_free(struct ssl_ctx_st *ctx);
+int mc__tls_conn_new(mc__conn *c, struct ssl_ctx_st *ctx);
+void mc__tls_conn_free(mc__conn *c);
+/* Ciphertext in; plaintext goes to mc__conn_plain. MC_EUNSUPPORTED (plain
+ * HTTP), MC_EPROTO (not TLS, a failed handshake), MC_ECLOSED
+ * (close_notify), MC_ENOMEM. */
+int mc__tls_read(mc__conn *c, const char *data, size_t len);
+/* Encrypts an answer and sends it; mc__conn_written follows once it has
+ * left. close_after adds close_notify. */
+int mc__tls_write(mc__conn *c, const uv_buf_t *bufs, unsigned n,
+                  bool close_after);
+int mc__tls_send_raw(mc__conn *c, const char *data, size_t len);
 void mc__worker_maybe_stop(mc__worker *w);
 
 /* request.c */
