@@ -105,9 +105,8 @@ static void split_target(mc_req *req) {
     req->path.len = (size_t)(h - req->path.ptr);
 }
 
-int mc__conn_on_head(mc__conn *c) {
-  mc_req *req = &c->req;
-  mc__h1_reader *rd = &c->rd;
+size_t mc__req_on_head(mc_req *req) {
+  mc__h1_reader *rd = req->rd;
   const mc__config *cfg = &req->app->cfg;
   split_target(req);
   req->method_index = mc__method_index(rd->method);
@@ -122,6 +121,13 @@ int mc__conn_on_head(mc__conn *c) {
     if (l)
       limit = l;
   }
+  return limit;
+}
+
+int mc__conn_on_head(mc__conn *c) {
+  mc_req *req = &c->req;
+  mc__h1_reader *rd = &c->rd;
+  size_t limit = mc__req_on_head(req);
   if (rd->content_length > 0 && (uint64_t)rd->content_length > limit) {
     /* Refuse before reading a byte of it. */
     mc__conn_fail(c, 413, "request body too large");
@@ -158,7 +164,10 @@ static void set_request_id(mc_req *req) {
 }
 
 void mc__req_begin(mc__conn *c) {
-  mc_req *req = &c->req;
+  mc__req_begin_req(&c->req);
+}
+
+void mc__req_begin_req(mc_req *req) {
   set_request_id(req);
   mc__trace_begin(mc__h1_reader_header(req->rd, MC_LIT("traceparent")),
                   &req->trace);
@@ -166,14 +175,13 @@ void mc__req_begin(mc__conn *c) {
 
 /* ---- serializing ------------------------------------------------------ */
 
-static bool status_has_body(int status) {
+bool mc__status_has_body(int status) {
   return !(status < 200 || status == 204 || status == 304);
 }
 
 void mc__conn_respond(mc__conn *c) {
   mc_req *req = &c->req;
   mc__worker *w = c->w;
-  mc_app *app = req->app;
   uint64_t dur = mc_now_ns() - req->start_ns;
   if (!req->answered)
     mc_res_problem(req, 500, "the handler returned without answering");
@@ -187,7 +195,7 @@ void mc__conn_respond(mc__conn *c) {
   mc__trace_format(&req->trace, traceparent);
   mc_buf_appendf(o, "HTTP/1.1 %d %s\r\nServer: microc\r\nDate: %.*s\r\n",
                  status, mc_http_reason(status), (int)w->date_len, w->date);
-  if (status_has_body(status)) {
+  if (mc__status_has_body(status)) {
     mc_buf_appendf(o, "Content-Type: %.*s\r\nContent-Length: %zu\r\n",
                    MC_SLICE_ARG(req->content_type), c->res_body.len);
   }
@@ -201,12 +209,18 @@ void mc__conn_respond(mc__conn *c) {
   else if (c->rd.http_minor == 0)
     mc_buf_append_cstr(o, "Connection: keep-alive\r\n");
   mc_buf_append_cstr(o, "\r\n");
+  mc__req_observe(req, dur);
+  mc__conn_write(c, req->is_head || !mc__status_has_body(status));
+}
 
+void mc__req_observe(mc_req *req, uint64_t dur) {
+  mc_app *app = req->app;
+  int status = req->status;
   mc__metrics_observe(req, dur);
   if (app->cfg.access_log && mc_log_enabled(MC_LOG_INFO)) {
     const mc__route_entry *e = req->match.entry;
     mc_log_field f[] = {
-        MC_LOG_STR("method", c->rd.method),
+        MC_LOG_STR("method", req->rd->method),
         MC_LOG_CSTR("route", req->label ? req->label
                              : e        ? e->route->path
                                         : ""),
@@ -219,7 +233,6 @@ void mc__conn_respond(mc__conn *c) {
     mc_log_write(MC_LOG_INFO, (mc_slice){req->trace.trace_id, 32}, "request", f,
                  MC_COUNT(f));
   }
-  mc__conn_write(c, req->is_head || !status_has_body(status));
 }
 
 void mc__conn_fail(mc__conn *c, int status, const char *detail) {

@@ -138,6 +138,9 @@ static void conn_set_state(mc__conn *c, int state) {
   case C_LINGER:
     conn_arm(c, 2000);
     break;
+  case C_H2:
+    conn_arm(c, cfg->idle_timeout_ms);
+    break;
   default:
     uv_timer_stop(&c->timer);
     break;
@@ -145,8 +148,9 @@ static void conn_set_state(mc__conn *c, int state) {
 }
 
 static void conn_free_if_done(mc__conn *c) {
-  if (c->open_handles > 0 || c->fiber_running)
+  if (c->open_handles > 0 || c->fiber_running || mc__h2_running(c))
     return;
+  mc__h2_free(c);
   mc__tls_conn_free(c);
   mc__h1_reader_free(&c->rd);
   mc_arena_free(c->arena);
@@ -154,6 +158,10 @@ static void conn_free_if_done(mc__conn *c) {
   mc_buf_free(&c->out);
   mc_buf_free(&c->res_body);
   free(c);
+}
+
+void mc__conn_free_if_done(mc__conn *c) {
+  conn_free_if_done(c);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -197,6 +205,15 @@ static void on_timer(uv_timer_t *t) {
   case C_HEAD:
     mc__conn_fail(c, 408, "request head not received in time");
     return;
+  case C_H2:
+    /* idle: no stream open and nothing read for the idle timeout */
+    if (!mc__h2_idle(c) || now - c->last_read < cfg->idle_timeout_ms) {
+      conn_arm(c, cfg->idle_timeout_ms);
+      return;
+    }
+    mc__h2_drain(c);
+    conn_close(c);
+    return;
   default:
     conn_close(c);
     return;
@@ -218,6 +235,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   mc__conn *c = s->data;
   if (nread == 0)
     return;
+  if (nread < 0 && c->h2) {
+    mc__h2_cancel_all(c); /* the client is gone: so are its streams */
+    conn_close(c);
+    return;
+  }
   if (nread < 0) {
     if (c->state == C_BUSY || c->state == C_WRITING) {
       /* The client is gone; let the handler finish, then close. */
@@ -252,7 +274,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       return;
     }
     if (err && c->state != C_CLOSED) {
-      if (c->state == C_BUSY || c->state == C_WRITING) {
+      if (c->h2) {
+        mc__h2_cancel_all(c);
+        conn_close(c);
+      } else if (c->state == C_BUSY || c->state == C_WRITING) {
         c->close_after = true;
         conn_stop_reading(c);
       } else {
@@ -261,12 +286,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     return;
   }
+  if (c->h2) {
+    mc__h2_feed(c, buf->base, (size_t)nread);
+    return;
+  }
   conn_feed(c, buf->base, (size_t)nread, false);
 }
 
 /* Plaintext from TLS: the reader takes it while a request is being read;
  * while one is served, it waits its turn as pipelined bytes do. */
 void mc__conn_plain(mc__conn *c, const char *data, size_t len) {
+  if (c->h2) {
+    mc__h2_feed(c, data, len);
+    return;
+  }
   if (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY) {
     conn_feed(c, data, len, false);
     return;
@@ -274,6 +307,10 @@ void mc__conn_plain(mc__conn *c, const char *data, size_t len) {
   if (c->state == C_BUSY || c->state == C_WRITING)
     if (mc_buf_append(&c->pending, data, len) != 0)
       c->close_after = true;
+}
+
+void mc__conn_h2_state(mc__conn *c) {
+  conn_set_state(c, C_H2);
 }
 
 void mc__conn_abort(mc__conn *c) {
@@ -414,6 +451,18 @@ static void conn_feed(mc__conn *c, const char *data, size_t len,
     if (c->state == C_IDLE) {
       if (len == 0)
         return;
+      /* h2c with prior knowledge: the connection opens with the client
+       * preface ("PRI * HTTP/2.0 ...") instead of a request */
+      if (!c->served && !c->tls && !from_pending && len >= 3 &&
+          !memcmp(data, "PRI", 3)) {
+        if (mc__h2_start(c) != 0) {
+          conn_close(c);
+          return;
+        }
+        conn_set_state(c, C_H2);
+        mc__h2_feed(c, data, len);
+        return;
+      }
       conn_set_state(c, C_HEAD);
       c->req.start_ns = mc_now_ns();
     }
@@ -473,6 +522,7 @@ static void fiber_main(void *arg) {
 
 static void conn_dispatch(mc__conn *c) {
   mc_fiber *f;
+  c->served++;
   mc__req_begin(c);
   if (mc__fiber_new(&f, fiber_main, &c->req) != 0) {
     mc__conn_fail(c, 503, "out of fibers");
@@ -649,7 +699,9 @@ static void on_drain_deadline(uv_timer_t *t) {
            MC_LOG_INT("worker", w->id), MC_LOG_INT("connections", w->nconns));
   for (mc__conn *c = w->conns, *next; c; c = next) {
     next = c->next;
-    if (c->fiber_running)
+    if (c->h2 && mc__h2_running(c))
+      mc__h2_cancel_all(c);
+    else if (c->fiber_running)
       mc__fiber_cancel(c->fiber);
     else
       conn_close(c);
@@ -674,7 +726,9 @@ static void on_wake(uv_async_t *a) {
   }
   for (mc__conn *c = w->conns, *next; c; c = next) {
     next = c->next;
-    if (c->state == C_IDLE)
+    if (c->h2)
+      mc__h2_drain(c); /* GOAWAY; closes once its streams are done */
+    else if (c->state == C_IDLE)
       conn_close(c);
     else
       c->close_after = true; /* answered with Connection: close */

@@ -7,11 +7,21 @@
 
 #include "http/http_int.h"
 
-enum { C_IDLE, C_HEAD, C_BODY, C_BUSY, C_WRITING, C_LINGER, C_CLOSED };
+enum {
+  C_IDLE,
+  C_HEAD,
+  C_BODY,
+  C_BUSY,
+  C_WRITING,
+  C_LINGER,
+  C_H2, /* HTTP/2: streams come and go; nghttp2 keeps their state */
+  C_CLOSED
+};
 
 struct mc__metrics;
 struct ssl_ctx_st;
 typedef struct mc__tls mc__tls;
+typedef struct mc__h2 mc__h2;
 
 struct mc__worker {
   struct mc__server *srv;
@@ -74,7 +84,9 @@ struct mc__conn {
   uint64_t state_since, last_read;
   int open_handles;
   bool reading, fiber_running, close_after, driving, again;
-  mc__tls *tls; /* NULL: plain TCP */
+  mc__tls *tls;    /* NULL: plain TCP */
+  mc__h2 *h2;      /* NULL: HTTP/1.x */
+  uint32_t served; /* requests dispatched on this connection */
 };
 
 int mc__parse_listen(const char *spec, struct sockaddr_storage *ss, char *host,
@@ -86,6 +98,22 @@ int mc__conn_send_raw(mc__conn *c, const char *data, size_t len);
 void mc__conn_plain(mc__conn *c, const char *data, size_t len);
 void mc__conn_written(mc__conn *c);
 void mc__conn_abort(mc__conn *c);
+void mc__conn_h2_state(mc__conn *c);
+
+void mc__conn_free_if_done(mc__conn *c);
+
+/* h2.c */
+/* Turns the connection to HTTP/2 (after the ALPN h2 or the h2c preface). */
+int mc__h2_start(mc__conn *c);
+void mc__h2_free(mc__conn *c);
+/* Bytes from the client (plaintext). */
+void mc__h2_feed(mc__conn *c, const char *data, size_t len);
+/* GOAWAY: no new streams; the connection closes when the last one ends. */
+void mc__h2_drain(mc__conn *c);
+void mc__h2_cancel_all(mc__conn *c);
+uint32_t mc__h2_running(const mc__conn *c);
+bool mc__h2_idle(const mc__conn *c);
+bool mc__tls_busy(const mc__conn *c);
 
 /* tls.c */
 int mc__tls_ctx_new(const char *cert, const char *key, struct ssl_ctx_st **out,
@@ -104,6 +132,14 @@ int mc__tls_write(mc__conn *c, const uv_buf_t *bufs, unsigned n,
 int mc__tls_send_raw(mc__conn *c, const char *data, size_t len);
 void mc__worker_maybe_stop(mc__worker *w);
 
+/* request.c: the parts both protocols share */
+/* Routes a request whose head is in req->rd; returns its body cap. */
+size_t mc__req_on_head(mc_req *req);
+/* Request id and trace context, from the head. */
+void mc__req_begin_req(mc_req *req);
+/* Metrics and the access log line of an answered request. */
+void mc__req_observe(mc_req *req, uint64_t dur);
+bool mc__status_has_body(int status);
 /* request.c */
 void mc__req_init(mc__conn *c);
 void mc__req_begin(mc__conn *c);

@@ -26,13 +26,13 @@ struct mc__tls {
   bool seen_bytes;
 };
 
-/* ALPN: HTTP/1.1 only for now; a client that offers nothing we speak goes
- * on without ALPN, as RFC 7301 allows a server to. */
+/* ALPN: h2, else http/1.1; a client that offers neither goes on without
+ * ALPN (and speaks HTTP/1.1), as RFC 7301 allows a server to. */
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned int inlen, void *arg) {
   (void)ssl;
   (void)arg;
-  static const unsigned char protos[] = "\x08http/1.1";
+  static const unsigned char protos[] = "\x02h2\x08http/1.1";
   unsigned char *sel;
   if (SSL_select_next_proto(&sel, outlen, protos, sizeof protos - 1, in,
                             inlen) != OPENSSL_NPN_NEGOTIATED)
@@ -51,8 +51,8 @@ static void ssl_error(char *err, size_t errcap, const char *what,
   ERR_clear_error();
 }
 
-int mc__tls_ctx_new(const char *cert, const char *key, SSL_CTX **out,
-                    char *err, size_t errcap) {
+int mc__tls_ctx_new(const char *cert, const char *key, SSL_CTX **out, char *err,
+                    size_t errcap) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) {
     snprintf(err, errcap, "out of memory");
@@ -194,7 +194,8 @@ int mc__tls_read(mc__conn *c, const char *data, size_t len) {
    * plain HTTP request sent to the HTTPS port. */
   if (!t->seen_bytes && len) {
     t->seen_bytes = true;
-    if ((data[0] >= 'A' && data[0] <= 'Z') || (data[0] >= 'a' && data[0] <= 'z'))
+    if ((data[0] >= 'A' && data[0] <= 'Z') ||
+        (data[0] >= 'a' && data[0] <= 'z'))
       return MC_EUNSUPPORTED;
   }
   while (len) {
@@ -213,6 +214,14 @@ int mc__tls_read(mc__conn *c, const char *data, size_t len) {
       return e == SSL_ERROR_WANT_READ ? 0 : MC_EPROTO;
     }
     t->handshaken = true;
+    const unsigned char *proto;
+    unsigned int plen;
+    SSL_get0_alpn_selected(t->ssl, &proto, &plen);
+    if (plen == 2 && !memcmp(proto, "h2", 2)) {
+      if (mc__h2_start(c) != 0)
+        return MC_ENOMEM;
+      mc__conn_h2_state(c);
+    }
   }
   char *plain = c->w->plainbuf;
   for (;;) {
@@ -238,9 +247,9 @@ int mc__tls_write(mc__conn *c, const uv_buf_t *bufs, unsigned n,
   for (unsigned i = 0; i < n; i++) {
     size_t off = 0;
     while (off < bufs[i].len) {
-      int k = SSL_write(t->ssl, bufs[i].base + off,
-                        (int)(bufs[i].len - off > 65536 ? 65536
-                                                        : bufs[i].len - off));
+      int k = SSL_write(
+          t->ssl, bufs[i].base + off,
+          (int)(bufs[i].len - off > 65536 ? 65536 : bufs[i].len - off));
       if (k <= 0) {
         ERR_clear_error();
         return MC_EPROTO;

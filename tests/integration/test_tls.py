@@ -1,5 +1,5 @@
 """HTTPS: any microc program given --tls-cert and --tls-key speaks TLS
-(1.2 and 1.3, ALPN http/1.1) on its port; checked with Python's ssl and
+(1.2 and 1.3, ALPN h2 and http/1.1) on its port; checked with Python's ssl and
 requests against a certificate made here."""
 
 import datetime
@@ -135,11 +135,12 @@ def test_client_without_alpn_is_served(hello_tls, certs):
     assert r.status == 200
 
 
-def test_only_h2_offered_still_gets_http11(hello_tls, certs):
-    with tls_connect(certs, hello_tls.port, alpn=("h2",)) as s:
-        assert s.selected_alpn_protocol() is None
-        s.sendall(b"GET /hello/h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        assert parse_responses(read_all(s))[0].status == 200
+def test_alpn_prefers_h2_when_offered(hello_tls, certs):
+    # HTTP/2 itself is tested in test_h2.py
+    with tls_connect(certs, hello_tls.port, alpn=("http/1.1", "h2")) as s:
+        assert s.selected_alpn_protocol() == "h2"
+    with tls_connect(certs, hello_tls.port, alpn=("spdy/3", "http/1.1")) as s:
+        assert s.selected_alpn_protocol() == "http/1.1"
 
 
 def test_large_bodies_cross_many_records(hello_tls, certs):

@@ -1,0 +1,659 @@
+/* HTTP/2 on the server's connections (RFC 9113), on nghttp2: h2 over TLS
+ * chosen by ALPN, and h2c with prior knowledge (a connection that opens
+ * with the client preface). Each stream becomes an mc_req with its own
+ * arena and fiber, and goes through the same routing, validation,
+ * handlers, metrics and logs as an HTTP/1.1 request: only reading the head
+ * and writing the answer differ.
+ *
+ * nghttp2's callbacks only take notes; streams whose request is complete
+ * are started after nghttp2_session_mem_recv returns, so a handler that
+ * answers at once never runs inside nghttp2. */
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/fiber_int.h"
+#include "http/server_int.h"
+#include "microc/log.h"
+
+#define MAX_STREAMS 128
+
+typedef struct stream stream;
+struct stream {
+  int32_t id;
+  mc__h2 *h2;
+  stream *next, *prev; /* the connection's open streams */
+  stream *ready_next;  /* requests complete, waiting to start */
+  mc_arena *arena;
+  mc__h1_reader rd; /* the request head and body, as HTTP/1 keeps them */
+  size_t caph, head_bytes;
+  mc_req req;
+  mc_buf res_body;
+  size_t res_off;
+  size_t body_limit;
+  mc_fiber *fiber;
+  bool running;  /* the handler's fiber is alive */
+  bool closed;   /* nghttp2 is done with the stream */
+  bool answered; /* a response has been submitted */
+  bool refused;  /* a status to answer with instead of running */
+  bool queued;   /* on the ready list, or started */
+  int refuse_status;
+  const char *refuse_reason;
+};
+
+struct mc__h2 {
+  nghttp2_session *s;
+  mc__conn *c;
+  stream *streams;
+  stream *ready;
+  uint32_t nstreams;
+  uint32_t running;
+  bool in_recv;
+  bool goaway;
+  /* the plain-TCP writer (TLS has its own) */
+  mc_buf queue, inflight;
+  uv_write_t wreq;
+  bool writing;
+};
+
+static void flush(mc__h2 *h);
+
+/* ---- streams ---------------------------------------------------------- */
+
+static stream *stream_new(mc__h2 *h, int32_t id) {
+  mc__conn *c = h->c;
+  const mc__config *cfg = &c->w->srv->app->cfg;
+  stream *st = calloc(1, sizeof *st);
+  if (!st)
+    return NULL;
+  if (mc_arena_new(&st->arena, 4096, 0) != 0) {
+    free(st);
+    return NULL;
+  }
+  st->id = id;
+  st->h2 = h;
+  st->rd.content_length = -1;
+  st->rd.http_major = 2;
+  st->rd.body_limit = cfg->max_body;
+  mc_buf_init(&st->rd.body, cfg->max_body);
+  mc_buf_init(&st->res_body, MC__RES_BODY_LIMIT);
+  mc_req *req = &st->req;
+  req->conn = c;
+  req->worker = c->w;
+  req->app = c->w->srv->app;
+  req->arena = st->arena;
+  req->rd = &st->rd;
+  req->body = &st->res_body;
+  req->start_ns = mc_now_ns();
+  st->next = h->streams;
+  if (h->streams)
+    h->streams->prev = st;
+  h->streams = st;
+  h->nstreams++;
+  return st;
+}
+
+static void stream_free(stream *st) {
+  mc__h2 *h = st->h2;
+  if (st->prev)
+    st->prev->next = st->next;
+  else if (h->streams == st)
+    h->streams = st->next;
+  if (st->next)
+    st->next->prev = st->prev;
+  h->nstreams--;
+  mc_buf_free(&st->rd.body);
+  mc_buf_free(&st->res_body);
+  mc_arena_free(st->arena); /* runs the request's cleanups too */
+  free(st);
+}
+
+static void refuse(stream *st, int status, const char *reason) {
+  if (!st->refused) {
+    st->refused = true;
+    st->refuse_status = status;
+    st->refuse_reason = reason;
+  }
+}
+
+/* ---- answers ---------------------------------------------------------- */
+
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf,
+                         size_t len, uint32_t *flags, nghttp2_data_source *src,
+                         void *ud) {
+  (void)s;
+  (void)id;
+  (void)ud;
+  stream *st = src->ptr;
+  size_t left = st->res_body.len - st->res_off;
+  size_t n = left < len ? left : len;
+  memcpy(buf, st->res_body.ptr + st->res_off, n);
+  st->res_off += n;
+  if (st->res_off == st->res_body.len)
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+  return (ssize_t)n;
+}
+
+static bool connection_specific(mc_slice name) {
+  static const char *const names[] = {"connection", "keep-alive",
+                                      "proxy-connection", "transfer-encoding",
+                                      "upgrade", "content-length"};
+  for (size_t i = 0; i < MC_COUNT(names); i++)
+    if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
+      return true;
+  return false;
+}
+
+static nghttp2_nv nv(mc_slice name, mc_slice value) {
+  return (nghttp2_nv){(uint8_t *)name.ptr, (uint8_t *)value.ptr, name.len,
+                      value.len, NGHTTP2_NV_FLAG_NONE};
+}
+
+/* Submits the stream's answer: status, headers in lower case, body. */
+static void respond(stream *st) {
+  mc_req *req = &st->req;
+  mc__worker *w = st->h2->c->w;
+  uint64_t dur = mc_now_ns() - req->start_ns;
+  if (!req->answered)
+    mc_res_problem(req, 500, "the handler returned without answering");
+  int status = req->status;
+  mc_arena *a = st->arena;
+  size_t n = 0;
+  for (mc__res_header *hd = req->headers; hd; hd = hd->next)
+    n++;
+  nghttp2_nv *nva = mc_arena_alloc(a, (n + 8) * sizeof *nva);
+  char *st_text = mc_arena_sprintf(a, "%d", status);
+  char *len_text = mc_arena_sprintf(a, "%zu", st->res_body.len);
+  char *tp = mc_arena_alloc(a, 56);
+  if (!nva || !st_text || !len_text || !tp) {
+    nghttp2_submit_rst_stream(st->h2->s, NGHTTP2_FLAG_NONE, st->id,
+                              NGHTTP2_INTERNAL_ERROR);
+    st->answered = true;
+    return;
+  }
+  mc__trace_format(&req->trace, tp);
+  size_t k = 0;
+  nva[k++] = nv(MC_LIT(":status"), mc_slice_cstr(st_text));
+  nva[k++] = nv(MC_LIT("server"), MC_LIT("microc"));
+  nva[k++] = nv(MC_LIT("date"), (mc_slice){w->date, w->date_len});
+  bool body = mc__status_has_body(status);
+  if (body) {
+    nva[k++] = nv(MC_LIT("content-type"), req->content_type);
+    nva[k++] = nv(MC_LIT("content-length"), mc_slice_cstr(len_text));
+  }
+  nva[k++] = nv(MC_LIT("x-request-id"),
+                (mc_slice){req->request_id, req->request_id_len});
+  nva[k++] = nv(MC_LIT("traceparent"), mc_slice_cstr(tp));
+  for (mc__res_header *hd = req->headers; hd; hd = hd->next) {
+    if (connection_specific(hd->name))
+      continue;
+    char *lower = mc_arena_alloc(a, hd->name.len + 1);
+    if (!lower)
+      continue;
+    for (size_t i = 0; i < hd->name.len; i++) {
+      char ch = hd->name.ptr[i];
+      lower[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+    }
+    nva[k++] = nv((mc_slice){lower, hd->name.len}, hd->value);
+  }
+  nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
+  bool send_body = body && !req->is_head && st->res_body.len;
+  int rv = nghttp2_submit_response(st->h2->s, st->id, nva, k,
+                                   send_body ? &prd : NULL);
+  st->answered = true;
+  if (rv != 0) {
+    nghttp2_submit_rst_stream(st->h2->s, NGHTTP2_FLAG_NONE, st->id,
+                              NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  mc__req_observe(req, dur);
+}
+
+static void answer_refused(stream *st) {
+  mc_req *req = &st->req;
+  if (!req->path.ptr)
+    req->path = MC_LIT("");
+  mc__req_begin_req(req);
+  req->answered = false;
+  mc_res_problem(req, st->refuse_status, st->refuse_reason);
+  respond(st);
+}
+
+/* ---- handlers on fibers ------------------------------------------------ */
+
+static void fiber_main(void *arg) {
+  mc__req_run(arg);
+}
+
+static void on_fiber_exit(void *arg) {
+  stream *st = arg;
+  mc__h2 *h = st->h2;
+  mc__conn *c = h->c;
+  st->running = false;
+  st->fiber = NULL;
+  h->running--;
+  c->w->in_flight--;
+  if (st->closed || c->state == C_CLOSED) {
+    stream_free(st);
+    if (c->state == C_CLOSED)
+      mc__conn_free_if_done(c);
+    else
+      flush(h);
+    return;
+  }
+  respond(st);
+  if (!h->in_recv)
+    flush(h);
+}
+
+static void start(stream *st) {
+  mc__h2 *h = st->h2;
+  if (st->refused) {
+    answer_refused(st);
+    return;
+  }
+  mc__worker *w = h->c->w;
+  mc_fiber *f;
+  mc__req_begin_req(&st->req);
+  if (mc__fiber_new(&f, fiber_main, &st->req) != 0) {
+    refuse(st, 503, "out of fibers");
+    answer_refused(st);
+    return;
+  }
+  mc__fiber_set_deadline(f, mc__req_deadline(&st->req));
+  st->running = true;
+  st->fiber = f;
+  h->running++;
+  w->in_flight++;
+  mc__fiber_set_data(f, &st->req);
+  mc__fiber_on_exit(f, on_fiber_exit, st);
+  mc__fiber_resume(f);
+}
+
+/* ---- nghttp2's callbacks ------------------------------------------------ */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr,
+                            void *ud) {
+  mc__h2 *h = ud;
+  if (fr->hd.type != NGHTTP2_HEADERS ||
+      fr->headers.cat != NGHTTP2_HCAT_REQUEST)
+    return 0;
+  stream *st = stream_new(h, fr->hd.stream_id);
+  if (!st)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM */
+  nghttp2_session_set_stream_user_data(s, fr->hd.stream_id, st);
+  return 0;
+}
+
+static int add_header(stream *st, mc_slice name, mc_slice value) {
+  mc__h1_reader *rd = &st->rd;
+  if (rd->nheaders == st->caph) {
+    size_t cap = st->caph ? st->caph * 2 : 16;
+    mc__h1_header *v = mc_arena_alloc(st->arena, cap * sizeof *v);
+    if (!v)
+      return MC_ENOMEM;
+    if (rd->nheaders)
+      memcpy(v, rd->headers, rd->nheaders * sizeof *v);
+    rd->headers = v;
+    st->caph = cap;
+  }
+  char *n = mc_arena_strndup(st->arena, name.ptr, name.len);
+  char *v = mc_arena_strndup(st->arena, value.ptr, value.len);
+  if (!n || !v)
+    return MC_ENOMEM;
+  rd->headers[rd->nheaders++] =
+      (mc__h1_header){{n, name.len}, {v, value.len}};
+  return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *fr,
+                     const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud) {
+  (void)flags;
+  (void)ud;
+  stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+  if (!st || fr->hd.type != NGHTTP2_HEADERS)
+    return 0; /* trailers: counted by nghttp2's limits, not kept */
+  const mc__config *cfg = &st->req.app->cfg;
+  mc_slice n = {(const char *)name, namelen};
+  mc_slice v = {(const char *)value, valuelen};
+  st->head_bytes += namelen + valuelen + 4;
+  if (st->head_bytes > cfg->max_head) {
+    refuse(st, 431, "request headers too large");
+    return 0;
+  }
+  if (st->rd.nheaders >= (uint64_t)cfg->max_headers) {
+    refuse(st, 431, "too many request headers");
+    return 0;
+  }
+  int err = 0;
+  if (namelen && name[0] == ':') {
+    char *copy = mc_arena_strndup(st->arena, v.ptr, v.len);
+    if (!copy)
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (mc_slice_eq(n, MC_LIT(":method")))
+      st->rd.method = (mc_slice){copy, v.len};
+    else if (mc_slice_eq(n, MC_LIT(":path")))
+      st->rd.target = (mc_slice){copy, v.len};
+    else if (mc_slice_eq(n, MC_LIT(":authority")))
+      err = add_header(st, MC_LIT("host"), v);
+  } else {
+    if (mc_slice_eq(n, MC_LIT("host")) && mc__h1_reader_header(&st->rd, n).ptr)
+      return 0; /* :authority came first and wins */
+    err = add_header(st, n, v);
+    if (!err && mc_slice_eq(n, MC_LIT("content-length"))) {
+      int64_t cl;
+      if (mc_slice_to_i64(v, &cl) == 0)
+        st->rd.content_length = cl;
+    }
+  }
+  return err ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
+}
+
+/* The head is complete: route it, and refuse a body that cannot fit. */
+static void on_head(stream *st) {
+  st->rd.head_done = true;
+  if (st->refused)
+    return;
+  if (st->rd.target.len == 0 || st->rd.target.ptr[0] != '/') {
+    if (!mc_slice_eq(st->rd.method, MC_LIT("OPTIONS")))
+      refuse(st, 400, "the request target must be a path");
+  }
+  if (mc_slice_eq(st->rd.method, MC_LIT("CONNECT"))) {
+    refuse(st, 405, "CONNECT is not supported");
+    return;
+  }
+  size_t limit = mc__req_on_head(&st->req);
+  st->body_limit = limit;
+  st->rd.body_limit = limit;
+  st->rd.body.limit = limit;
+  if (st->rd.content_length > 0 && (uint64_t)st->rd.content_length > limit)
+    refuse(st, 413, "request body too large");
+}
+
+static void make_ready(mc__h2 *h, stream *st) {
+  if (st->queued)
+    return; /* a refused body's END_STREAM, after the refusal */
+  st->queued = true;
+  st->ready_next = h->ready;
+  h->ready = st;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr,
+                         void *ud) {
+  mc__h2 *h = ud;
+  if (fr->hd.type != NGHTTP2_HEADERS && fr->hd.type != NGHTTP2_DATA)
+    return 0;
+  stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+  if (!st || st->running || st->answered)
+    return 0;
+  if (fr->hd.type == NGHTTP2_HEADERS &&
+      fr->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    on_head(st);
+    /* a refused request is answered without waiting for its body */
+    if (st->refused && !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      make_ready(h, st);
+      return 0;
+    }
+  }
+  if (fr->hd.flags & NGHTTP2_FLAG_END_STREAM)
+    make_ready(h, st);
+  return 0;
+}
+
+static int on_data(nghttp2_session *s, uint8_t flags, int32_t id,
+                   const uint8_t *data, size_t len, void *ud) {
+  (void)flags;
+  (void)ud;
+  stream *st = nghttp2_session_get_stream_user_data(s, id);
+  if (!st || st->refused || st->answered)
+    return 0;
+  if (mc_buf_append(&st->rd.body, data, len) != 0) {
+    refuse(st, 413, "request body too large");
+    make_ready(st->h2, st);
+  }
+  return 0;
+}
+
+/* An answer sent whole while the request's body still comes (refused
+ * early): the rest is not wanted (RFC 9113 §8.1). */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *fr,
+                         void *ud) {
+  (void)ud;
+  if ((fr->hd.type != NGHTTP2_DATA && fr->hd.type != NGHTTP2_HEADERS) ||
+      !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+  if (st && st->answered &&
+      !nghttp2_session_get_stream_remote_close(s, fr->hd.stream_id))
+    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, fr->hd.stream_id,
+                              NGHTTP2_NO_ERROR);
+  return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code,
+                           void *ud) {
+  (void)code;
+  mc__h2 *h = ud;
+  stream *st = nghttp2_session_get_stream_user_data(s, id);
+  if (!st)
+    return 0;
+  nghttp2_session_set_stream_user_data(s, id, NULL);
+  st->closed = true;
+  /* still waiting to start: take it off the list */
+  for (stream **p = &h->ready; *p; p = &(*p)->ready_next)
+    if (*p == st) {
+      *p = st->ready_next;
+      break;
+    }
+  if (st->running)
+    mc__fiber_cancel(st->fiber); /* the client gave up on it */
+  else
+    stream_free(st);
+  return 0;
+}
+
+/* ---- the connection ----------------------------------------------------- */
+
+int mc__h2_start(mc__conn *c) {
+  mc__h2 *h = calloc(1, sizeof *h);
+  if (!h)
+    return MC_ENOMEM;
+  h->c = c;
+  mc_buf_init(&h->queue, 0);
+  mc_buf_init(&h->inflight, 0);
+  nghttp2_session_callbacks *cbs;
+  if (nghttp2_session_callbacks_new(&cbs) != 0) {
+    free(h);
+    return MC_ENOMEM;
+  }
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs,
+                                                          on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
+                                                         on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+  nghttp2_option *opt;
+  nghttp2_option_new(&opt);
+  /* header blocks past this are refused by nghttp2 before we see them */
+  nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+  int rv = nghttp2_session_server_new2(&h->s, cbs, h, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) {
+    free(h);
+    return MC_ENOMEM;
+  }
+  const mc__config *cfg = &c->w->srv->app->cfg;
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_head},
+  };
+  nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, MC_COUNT(iv));
+  /* the connection's window, for uploads on many streams at once */
+  nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, 8 << 20);
+  c->h2 = h;
+  return 0;
+}
+
+void mc__h2_free(mc__conn *c) {
+  mc__h2 *h = c->h2;
+  if (!h)
+    return;
+  while (h->streams)
+    stream_free(h->streams);
+  nghttp2_session_del(h->s);
+  mc_buf_free(&h->queue);
+  mc_buf_free(&h->inflight);
+  free(h);
+  c->h2 = NULL;
+}
+
+uint32_t mc__h2_running(const mc__conn *c) {
+  return c->h2 ? c->h2->running : 0;
+}
+
+static void on_write(uv_write_t *w, int status) {
+  mc__conn *c = w->data;
+  mc__h2 *h = c->h2;
+  h->writing = false;
+  mc_buf_reset(&h->inflight);
+  if (c->state == C_CLOSED)
+    return;
+  if (status < 0) {
+    mc__conn_abort(c);
+    return;
+  }
+  flush(h);
+}
+
+static void maybe_close(mc__h2 *h) {
+  if (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s) &&
+      !h->writing && !h->queue.len && !mc__tls_busy(h->c))
+    mc__conn_abort(h->c);
+}
+
+/* Serializes what nghttp2 has to send and writes it. */
+static void flush(mc__h2 *h) {
+  mc__conn *c = h->c;
+  if (c->state == C_CLOSED)
+    return;
+  for (;;) {
+    if (!c->tls && h->writing && h->queue.len >= 256 * 1024)
+      return; /* on_write comes back for the rest */
+    const uint8_t *p;
+    ssize_t n = nghttp2_session_mem_send(h->s, &p);
+    if (n < 0) {
+      mc__conn_abort(c);
+      return;
+    }
+    if (n == 0)
+      break;
+    if (mc_buf_append(&h->queue, p, (size_t)n) != 0) {
+      mc__conn_abort(c);
+      return;
+    }
+    if (h->queue.len >= 64 * 1024 && !h->writing)
+      break;
+  }
+  if (c->tls) {
+    if (h->queue.len) {
+      int err = mc__tls_send_raw(c, h->queue.ptr, h->queue.len);
+      mc_buf_reset(&h->queue);
+      if (err) {
+        mc__conn_abort(c);
+        return;
+      }
+      if (nghttp2_session_want_write(h->s)) {
+        flush(h);
+        return;
+      }
+    }
+    maybe_close(h);
+    return;
+  }
+  if (!h->writing && h->queue.len) {
+    uv_buf_t b = uv_buf_init(h->queue.ptr, (unsigned)h->queue.len);
+    int k = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (k < 0 && k != UV_EAGAIN) {
+      mc__conn_abort(c);
+      return;
+    }
+    if (k > 0)
+      mc_buf_consume(&h->queue, (size_t)k);
+    if (h->queue.len) {
+      mc_buf tmp = h->inflight;
+      h->inflight = h->queue;
+      h->queue = tmp;
+      mc_buf_reset(&h->queue);
+      h->writing = true;
+      h->wreq.data = c;
+      b = uv_buf_init(h->inflight.ptr, (unsigned)h->inflight.len);
+      if (uv_write(&h->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        h->writing = false;
+        mc__conn_abort(c);
+        return;
+      }
+    } else if (nghttp2_session_want_write(h->s)) {
+      flush(h);
+      return;
+    }
+  }
+  maybe_close(h);
+}
+
+void mc__h2_feed(mc__conn *c, const char *data, size_t len) {
+  mc__h2 *h = c->h2;
+  h->in_recv = true;
+  ssize_t rv = nghttp2_session_mem_recv(h->s, (const uint8_t *)data, len);
+  h->in_recv = false;
+  if (rv < 0) {
+    /* nghttp2 has queued a GOAWAY saying why; send it and close */
+    MC_LOG(MC_LOG_DEBUG, "HTTP/2 protocol error",
+           MC_LOG_CSTR("error", nghttp2_strerror((int)rv)));
+    flush(h);
+    if (c->state != C_CLOSED)
+      mc__conn_abort(c);
+    return;
+  }
+  /* start the requests that are complete, oldest first */
+  stream *list = NULL;
+  while (h->ready) {
+    stream *st = h->ready;
+    h->ready = st->ready_next;
+    st->ready_next = list;
+    list = st;
+  }
+  while (list && c->state != C_CLOSED) {
+    stream *st = list;
+    list = st->ready_next;
+    st->ready_next = NULL;
+    start(st);
+  }
+  flush(h);
+}
+
+void mc__h2_drain(mc__conn *c) {
+  mc__h2 *h = c->h2;
+  if (h->goaway)
+    return;
+  h->goaway = true;
+  nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(h->s),
+                        NGHTTP2_NO_ERROR, NULL, 0);
+  flush(h);
+}
+
+void mc__h2_cancel_all(mc__conn *c) {
+  for (stream *st = c->h2->streams; st; st = st->next)
+    if (st->running)
+      mc__fiber_cancel(st->fiber);
+}
+
+bool mc__h2_idle(const mc__conn *c) {
+  return c->h2->nstreams == 0;
+}
