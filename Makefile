@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test run sanitize test-sanitize fuzz bench-http bench-registry format clean bootstrap
+.PHONY: all build test run sanitize test-sanitize fuzz bench-http bench-registry bench-gateway format clean bootstrap
 
 all: build
 
@@ -44,6 +44,9 @@ bench-http: build
 
 bench-registry: build
 	bench/registry/run
+
+bench-gateway: build
+	bench/gateway/run
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

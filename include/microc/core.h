@@ -102,6 +102,8 @@ MC_EXTERN int mc_buf_append(mc_buf *b, const void *p, size_t n);
 MC_EXTERN int mc_buf_append_slice(mc_buf *b, mc_slice s);
 MC_EXTERN int mc_buf_append_cstr(mc_buf *b, const char *s);
 MC_EXTERN int mc_buf_append_char(mc_buf *b, char c);
+/* n in decimal: what "%llu" writes, without printf's cost. */
+MC_EXTERN int mc_buf_append_u64(mc_buf *b, uint64_t n);
 MC_EXTERN int mc_buf_appendf(mc_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 MC_EXTERN int mc_buf_vappendf(mc_buf *b, const char *fmt, va_list ap);

@@ -65,6 +65,16 @@ int mc_buf_append_cstr(mc_buf *b, const char *s) {
   return mc_buf_append(b, s, strlen(s));
 }
 
+int mc_buf_append_u64(mc_buf *b, uint64_t n) {
+  char tmp[20];
+  size_t k = sizeof tmp;
+  do {
+    tmp[--k] = (char)('0' + n % 10);
+    n /= 10;
+  } while (n);
+  return mc_buf_append(b, tmp + k, sizeof tmp - k);
+}
+
 int mc_buf_append_char(mc_buf *b, char c) {
   return mc_buf_append(b, &c, 1);
 }

@@ -260,7 +260,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   mc__h1r_event ev = mc__h1r_feed(&c->rd, buf->base, (size_t)nread, &used);
   if (ev == MC_H1R_MORE)
     return;
-  uv_read_stop(s);
+  /* After a whole answer the connection keeps reading: back in the pool,
+   * that notices the peer closing it, and it saves two epoll_ctl calls a
+   * request over stopping and starting again. */
+  if (ev != MC_H1R_DONE)
+    uv_read_stop(s);
   if (ev == MC_H1R_DONE) {
     c->extra = used < (size_t)nread;
     finish(c, 0, false);
@@ -283,7 +287,8 @@ static void conn_release(conn *c, bool reusable) {
   }
   mc__h1r_reset(&c->rd, false);
   mc_buf_reset(&c->wbuf);
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+  int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (err && err != UV_EALREADY) {
     conn_close(c);
     return;
   }
@@ -406,20 +411,32 @@ static int write_head(mc_buf *b, mc_slice method, mc_slice hostname, int port,
                       mc_slice target, const mc_http_request *r,
                       uint64_t deadline) {
   bool v6 = memchr(hostname.ptr, ':', hostname.len) != NULL;
-  mc_buf_appendf(b, "%.*s %.*s HTTP/1.1\r\nHost: %s%.*s%s",
-                 MC_SLICE_ARG(method), MC_SLICE_ARG(target), v6 ? "[" : "",
-                 MC_SLICE_ARG(hostname), v6 ? "]" : "");
-  if (port != 80)
-    mc_buf_appendf(b, ":%d", port);
+  mc_buf_append_slice(b, method);
+  mc_buf_append_char(b, ' ');
+  mc_buf_append_slice(b, target);
+  mc_buf_append_cstr(b, v6 ? " HTTP/1.1\r\nHost: [" : " HTTP/1.1\r\nHost: ");
+  mc_buf_append_slice(b, hostname);
+  if (v6)
+    mc_buf_append_char(b, ']');
+  if (port != 80) {
+    mc_buf_append_char(b, ':');
+    mc_buf_append_u64(b, (uint64_t)port);
+  }
   mc_buf_append_cstr(b, "\r\n");
   bool needs_length = r->body.len > 0 || mc_slice_eq(method, MC_LIT("POST")) ||
                       mc_slice_eq(method, MC_LIT("PUT")) ||
                       mc_slice_eq(method, MC_LIT("PATCH"));
-  if (needs_length)
-    mc_buf_appendf(b, "Content-Length: %zu\r\n", r->body.len);
-  for (size_t i = 0; i < r->nheaders; i++)
-    mc_buf_appendf(b, "%.*s: %.*s\r\n", MC_SLICE_ARG(r->headers[i].name),
-                   MC_SLICE_ARG(r->headers[i].value));
+  if (needs_length) {
+    mc_buf_append_cstr(b, "Content-Length: ");
+    mc_buf_append_u64(b, r->body.len);
+    mc_buf_append(b, "\r\n", 2);
+  }
+  for (size_t i = 0; i < r->nheaders; i++) {
+    mc_buf_append_slice(b, r->headers[i].name);
+    mc_buf_append(b, ": ", 2);
+    mc_buf_append_slice(b, r->headers[i].value);
+    mc_buf_append(b, "\r\n", 2);
+  }
   if (!has_header(r, MC_LIT("user-agent")))
     mc_buf_append_cstr(b, "User-Agent: microc/" MC_VERSION "\r\n");
   /* Inside a request: pass its trace and id on. */
@@ -428,17 +445,22 @@ static int write_head(mc_buf *b, mc_slice method, mc_slice hostname, int port,
     if (!has_header(r, MC_LIT("traceparent"))) {
       char tp[56];
       mc__trace_format(&in->trace, tp);
-      mc_buf_appendf(b, "traceparent: %s\r\n", tp);
+      mc_buf_append_cstr(b, "traceparent: ");
+      mc_buf_append(b, tp, 55);
+      mc_buf_append(b, "\r\n", 2);
     }
-    if (!has_header(r, MC_LIT("x-request-id")))
-      mc_buf_appendf(b, "X-Request-Id: %.*s\r\n", (int)in->request_id_len,
-                     in->request_id);
+    if (!has_header(r, MC_LIT("x-request-id"))) {
+      mc_buf_append_cstr(b, "X-Request-Id: ");
+      mc_buf_append(b, in->request_id, in->request_id_len);
+      mc_buf_append(b, "\r\n", 2);
+    }
   }
   if (!has_header(r, MC_LIT("x-request-timeout-ms"))) {
     uint64_t now = mc_now_ns();
     uint64_t left = deadline > now ? (deadline - now) / 1000000 : 0;
-    mc_buf_appendf(b, "X-Request-Timeout-Ms: %llu\r\n",
-                   (unsigned long long)left);
+    mc_buf_append_cstr(b, "X-Request-Timeout-Ms: ");
+    mc_buf_append_u64(b, left);
+    mc_buf_append(b, "\r\n", 2);
   }
   return mc_buf_append_cstr(b, "\r\n");
 }

@@ -135,9 +135,9 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf,
 }
 
 static bool connection_specific(mc_slice name) {
-  static const char *const names[] = {"connection", "keep-alive",
+  static const char *const names[] = {"connection",       "keep-alive",
                                       "proxy-connection", "transfer-encoding",
-                                      "upgrade", "content-length"};
+                                      "upgrade",          "content-length"};
   for (size_t i = 0; i < MC_COUNT(names); i++)
     if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
       return true;
@@ -275,8 +275,7 @@ static void start(stream *st) {
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr,
                             void *ud) {
   mc__h2 *h = ud;
-  if (fr->hd.type != NGHTTP2_HEADERS ||
-      fr->headers.cat != NGHTTP2_HCAT_REQUEST)
+  if (fr->hd.type != NGHTTP2_HEADERS || fr->headers.cat != NGHTTP2_HCAT_REQUEST)
     return 0;
   stream *st = stream_new(h, fr->hd.stream_id);
   if (!st)
@@ -301,15 +300,13 @@ static int add_header(stream *st, mc_slice name, mc_slice value) {
   char *v = mc_arena_strndup(st->arena, value.ptr, value.len);
   if (!n || !v)
     return MC_ENOMEM;
-  rd->headers[rd->nheaders++] =
-      (mc__h1_header){{n, name.len}, {v, value.len}};
+  rd->headers[rd->nheaders++] = (mc__h1_header){{n, name.len}, {v, value.len}};
   return 0;
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *fr,
-                     const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *ud) {
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *ud) {
   (void)flags;
   (void)ud;
   stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
@@ -473,8 +470,7 @@ int mc__h2_start(mc__conn *c) {
   nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
-  nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
-                                                         on_stream_close);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   nghttp2_option *opt;
   nghttp2_option_new(&opt);

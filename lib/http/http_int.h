@@ -147,7 +147,6 @@ struct mc_req {
   mc_arena *arena;
   mc__h1_reader *rd;
   mc_slice path, query;
-  mc_slice peer;     /* the client's address, on first use */
   const char *label; /* the access log's route, when set */
   mc__match match;
   mc_slice param_values[MC__MAX_PARAMS]; /* decoded */

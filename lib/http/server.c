@@ -111,6 +111,10 @@ static void conn_close(mc__conn *c);
 static void conn_next(mc__conn *c);
 static void conn_stop_reading(mc__conn *c);
 
+/* Bytes read ahead while a request is served; past this, reading stops
+ * until the connection has caught up. */
+#define PENDING_CAP (64 * 1024)
+
 static uint64_t now_ms(mc__worker *w) {
   return uv_now(&w->loop);
 }
@@ -286,11 +290,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     return;
   }
-  if (c->h2) {
-    mc__h2_feed(c, buf->base, (size_t)nread);
-    return;
-  }
-  conn_feed(c, buf->base, (size_t)nread, false);
+  mc__conn_plain(c, buf->base, (size_t)nread);
 }
 
 /* Plaintext from TLS: the reader takes it while a request is being read;
@@ -304,9 +304,14 @@ void mc__conn_plain(mc__conn *c, const char *data, size_t len) {
     conn_feed(c, data, len, false);
     return;
   }
-  if (c->state == C_BUSY || c->state == C_WRITING)
+  /* The connection keeps reading while a request is served (stopping and
+   * starting costs two epoll_ctl calls a request), up to a cap. */
+  if (c->state == C_BUSY || c->state == C_WRITING) {
     if (mc_buf_append(&c->pending, data, len) != 0)
       c->close_after = true;
+    if (c->pending.len - c->pending_off >= PENDING_CAP)
+      conn_stop_reading(c);
+  }
 }
 
 void mc__conn_h2_state(mc__conn *c) {
@@ -489,7 +494,6 @@ static void conn_feed(mc__conn *c, const char *data, size_t len,
       mc__conn_fail(c, c->rd.status, c->rd.reason);
       return;
     case MC_H1_DONE:
-      conn_stop_reading(c);
       if (!from_pending && len) {
         /* Pipelined bytes wait in the connection until their turn. */
         if (mc_buf_append(&c->pending, data, len) != 0) {

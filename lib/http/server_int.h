@@ -87,6 +87,8 @@ struct mc__conn {
   mc__tls *tls;    /* NULL: plain TCP */
   mc__h2 *h2;      /* NULL: HTTP/1.x */
   uint32_t served; /* requests dispatched on this connection */
+  char peer[46];   /* the client's address, once asked for */
+  uint8_t peer_len;
 };
 
 int mc__parse_listen(const char *spec, struct sockaddr_storage *ss, char *host,

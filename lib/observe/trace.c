@@ -57,5 +57,13 @@ void mc__trace_begin(mc_slice header, mc__trace *out) {
 }
 
 void mc__trace_format(const mc__trace *t, char out[56]) {
-  snprintf(out, 56, "00-%s-%s-%02x", t->trace_id, t->span_id, t->flags);
+  static const char hex[] = "0123456789abcdef";
+  memcpy(out, "00-", 3);
+  memcpy(out + 3, t->trace_id, 32);
+  out[35] = '-';
+  memcpy(out + 36, t->span_id, 16);
+  out[52] = '-';
+  out[53] = hex[(t->flags >> 4) & 15];
+  out[54] = hex[t->flags & 15];
+  out[55] = 0;
 }
