@@ -162,31 +162,45 @@ static int authenticate(mc_req *req, const gw_config *c, const gw_route *r,
 
 /* Not passed on: hop-by-hop headers (RFC 9110 §7.6.1), those the client
  * sets itself, and those the gateway writes anew. */
-static bool dropped(mc_slice name, const gw_config *c) {
-  static const char *const names[] = {"connection",
-                                      "keep-alive",
-                                      "proxy-connection",
-                                      "proxy-authenticate",
-                                      "proxy-authorization",
-                                      "te",
-                                      "trailer",
-                                      "transfer-encoding",
-                                      "upgrade",
-                                      "host",
-                                      "content-length",
-                                      "expect",
-                                      "traceparent",
-                                      "tracestate",
-                                      "x-request-id",
-                                      "x-request-timeout-ms",
-                                      "x-forwarded-for",
-                                      "x-forwarded-proto",
-                                      "x-forwarded-host",
-                                      "forwarded"};
-  for (size_t i = 0; i < MC_COUNT(names); i++)
-    if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
+static const mc_slice request_dropped[] = {MC_LIT("connection"),
+                                           MC_LIT("keep-alive"),
+                                           MC_LIT("proxy-connection"),
+                                           MC_LIT("proxy-authenticate"),
+                                           MC_LIT("proxy-authorization"),
+                                           MC_LIT("te"),
+                                           MC_LIT("trailer"),
+                                           MC_LIT("transfer-encoding"),
+                                           MC_LIT("upgrade"),
+                                           MC_LIT("host"),
+                                           MC_LIT("content-length"),
+                                           MC_LIT("expect"),
+                                           MC_LIT("traceparent"),
+                                           MC_LIT("tracestate"),
+                                           MC_LIT("x-request-id"),
+                                           MC_LIT("x-request-timeout-ms"),
+                                           MC_LIT("x-forwarded-for"),
+                                           MC_LIT("x-forwarded-proto"),
+                                           MC_LIT("x-forwarded-host"),
+                                           MC_LIT("forwarded"),
+                                           MC_LIT("http2-settings")};
+
+static const mc_slice answer_dropped_names[] = {
+    MC_LIT("connection"), MC_LIT("keep-alive"),     MC_LIT("proxy-connection"),
+    MC_LIT("te"),         MC_LIT("trailer"),        MC_LIT("transfer-encoding"),
+    MC_LIT("upgrade"),    MC_LIT("content-length"), MC_LIT("content-type"),
+    MC_LIT("date"),       MC_LIT("server"),         MC_LIT("x-request-id"),
+    MC_LIT("traceparent")};
+
+static bool in_list(mc_slice name, const mc_slice *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (name.len == list[i].len && mc_slice_eq_nocase(name, list[i]))
       return true;
-  return mc_slice_eq_nocase(name, mc_slice_cstr(c->subject_header)) ||
+  return false;
+}
+
+static bool dropped(mc_slice name, const gw_config *c) {
+  return in_list(name, request_dropped, MC_COUNT(request_dropped)) ||
+         mc_slice_eq_nocase(name, mc_slice_cstr(c->subject_header)) ||
          mc_slice_eq_nocase(name, mc_slice_cstr(c->scopes_header));
 }
 
@@ -207,33 +221,38 @@ static bool named_by_connection(mc_slice conn, mc_slice name) {
 }
 
 static bool answer_dropped(mc_slice name) {
-  static const char *const names[] = {
-      "connection", "keep-alive",     "proxy-connection",
-      "te",         "trailer",        "transfer-encoding",
-      "upgrade",    "content-length", "content-type",
-      "date",       "server",         "x-request-id",
-      "traceparent"};
-  for (size_t i = 0; i < MC_COUNT(names); i++)
-    if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
-      return true;
-  return false;
+  return in_list(name, answer_dropped_names, MC_COUNT(answer_dropped_names));
 }
 
+/* The path the service gets: the rewrite in place of the prefix, and the
+ * query as sent. */
 static const char *upstream_target(mc_req *req, const gw_route *r) {
   mc_slice path = mc_req_path(req), q = mc_req_query_string(req);
-  mc_slice rest = path;
-  const char *base = "";
+  mc_slice rest = path, base = {"", 0};
   if (r->rewrite) {
     size_t plen = strlen(r->prefix);
     rest = (mc_slice){path.ptr + plen, path.len - plen};
-    base = r->rewrite;
-    size_t blen = strlen(base);
-    if (blen && base[blen - 1] == '/' && rest.len && rest.ptr[0] == '/')
+    base = mc_slice_cstr(r->rewrite);
+    if (base.len && base.ptr[base.len - 1] == '/' && rest.len &&
+        rest.ptr[0] == '/')
       rest.ptr++, rest.len--;
   }
-  return mc_arena_sprintf(mc_req_arena(req), "%s%.*s%s%.*s", base,
-                          MC_SLICE_ARG(rest), q.len ? "?" : "",
-                          MC_SLICE_ARG(q));
+  size_t n = base.len + rest.len + (q.len ? 1 + q.len : 0);
+  char *out = mc_arena_alloc(mc_req_arena(req), n + 1);
+  if (!out)
+    return NULL;
+  char *p = out;
+  memcpy(p, base.ptr, base.len);
+  p += base.len;
+  memcpy(p, rest.ptr, rest.len);
+  p += rest.len;
+  if (q.len) {
+    *p++ = '?';
+    memcpy(p, q.ptr, q.len);
+    p += q.len;
+  }
+  *p = 0;
+  return out;
 }
 
 static int failed(mc_req *req, const gw_route *r, int err) {
@@ -279,13 +298,17 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
     hs[n++] = (mc_header){name, value};
   }
   mc_slice peer = mc_req_peer(req);
-  const char *fwd = xff.len
-                        ? mc_arena_sprintf(a, "%.*s, %.*s", MC_SLICE_ARG(xff),
-                                           MC_SLICE_ARG(peer))
-                        : mc_arena_sprintf(a, "%.*s", MC_SLICE_ARG(peer));
-  if (!fwd)
-    return MC_ENOMEM;
-  hs[n++] = (mc_header){MC_LIT("X-Forwarded-For"), mc_slice_cstr(fwd)};
+  mc_slice fwd = peer;
+  if (xff.len) { /* appended to what earlier proxies said */
+    char *f = mc_arena_alloc(a, xff.len + 2 + peer.len);
+    if (!f)
+      return MC_ENOMEM;
+    memcpy(f, xff.ptr, xff.len);
+    memcpy(f + xff.len, ", ", 2);
+    memcpy(f + xff.len + 2, peer.ptr, peer.len);
+    fwd = (mc_slice){f, xff.len + 2 + peer.len};
+  }
+  hs[n++] = (mc_header){MC_LIT("X-Forwarded-For"), fwd};
   hs[n++] = (mc_header){MC_LIT("X-Forwarded-Proto"),
                         mc_req_tls(req) ? MC_LIT("https") : MC_LIT("http")};
   mc_slice host = header(req, "host");

@@ -534,8 +534,6 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
   inst *t[8];
   size_t nt = 0;
   int err = MC_EUNAVAILABLE;
-  mc_buf url;
-  mc_buf_init(&url, 0);
   for (int attempt = 0; attempt < attempts; attempt++) {
     now_ms = mc_now_ns() / 1000000;
     inst *i =
@@ -549,16 +547,14 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
       break;
     }
     t[nt++] = i;
-    mc_buf_reset(&url);
-    bool v6 = strchr(i->address, ':') != NULL;
-    mc_buf_appendf(&url, "http://%s%s%s:%d%s", v6 ? "[" : "", i->address,
-                   v6 ? "]" : "", i->port, c->path ? c->path : "/");
     i->outstanding++;
     if (i->st)
       ADD(i->st->requests, 1);
     err = mc_http_do(
         &(mc_http_request){.method = method,
-                           .url = url.ptr,
+                           .host = mc_slice_cstr(i->address),
+                           .port = i->port,
+                           .target = mc_slice_cstr(c->path ? c->path : "/"),
                            .headers = c->headers,
                            .nheaders = c->nheaders,
                            .body = c->body,
@@ -610,7 +606,6 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
     if (mc_sleep(pause) != 0)
       break;
   }
-  mc_buf_free(&url);
   return err;
 }
 

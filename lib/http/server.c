@@ -121,34 +121,38 @@ static uint64_t now_ms(mc__worker *w) {
 
 static void conn_arm(mc__conn *c, uint64_t ms);
 
-static void conn_set_state(mc__conn *c, int state) {
-  mc__worker *w = c->w;
-  c->state = state;
-  c->state_since = now_ms(w);
-  const mc__config *cfg = &w->srv->app->cfg;
+/* The time a connection may spend in a state, in ms (0: no limit). */
+static uint64_t state_timeout(const mc__config *cfg, int state) {
   switch (state) {
   case C_IDLE:
-    conn_arm(c, cfg->idle_timeout_ms);
-    break;
-  case C_HEAD:
-    conn_arm(c, cfg->header_timeout_ms);
-    break;
-  case C_BODY:
-    conn_arm(c, cfg->body_timeout_ms);
-    break;
-  case C_WRITING:
-    conn_arm(c, cfg->write_timeout_ms);
-    break;
-  case C_LINGER:
-    conn_arm(c, 2000);
-    break;
   case C_H2:
-    conn_arm(c, cfg->idle_timeout_ms);
-    break;
+    return cfg->idle_timeout_ms;
+  case C_HEAD:
+    return cfg->header_timeout_ms;
+  case C_BODY:
+    return cfg->body_timeout_ms;
+  case C_WRITING:
+    return cfg->write_timeout_ms;
+  case C_LINGER:
+    return 2000;
   default:
-    uv_timer_stop(&c->timer);
-    break;
+    return 0;
   }
+}
+
+/* Timers are lazy: a state change moves the timer only when its deadline
+ * comes before the one armed; a timer that fires early finds the state's
+ * deadline ahead and sleeps again. A request then costs one timer update
+ * instead of four. */
+static void conn_set_state(mc__conn *c, int state) {
+  mc__worker *w = c->w;
+  uint64_t now = now_ms(w);
+  c->state = state;
+  c->state_since = now;
+  uint64_t t = state_timeout(&w->srv->app->cfg, state);
+  c->state_deadline = t ? now + t : 0;
+  if (t && (!c->timer_at || c->state_deadline < c->timer_at))
+    conn_arm(c, t);
 }
 
 static void conn_free_if_done(mc__conn *c) {
@@ -197,6 +201,13 @@ static void on_timer(uv_timer_t *t) {
   mc__worker *w = c->w;
   const mc__config *cfg = &w->srv->app->cfg;
   uint64_t now = now_ms(w);
+  c->timer_at = 0;
+  if (!c->state_deadline)
+    return; /* a handler runs: no limit here */
+  if (now < c->state_deadline) {
+    conn_arm(c, c->state_deadline - now);
+    return;
+  }
   switch (c->state) {
   case C_BODY:
     /* Progress pushes the deadline; a stalled body times out. */
@@ -225,7 +236,10 @@ static void on_timer(uv_timer_t *t) {
 }
 
 static void conn_arm(mc__conn *c, uint64_t ms) {
-  uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+  if (!ms)
+    ms = 1;
+  c->timer_at = now_ms(c->w) + ms;
+  uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -359,6 +373,7 @@ static void conn_after_write(mc__conn *c) {
     /* Half-close and drain, so unread request bytes do not turn our answer
      * into a reset on the client's side. */
     c->state = C_LINGER;
+    c->state_deadline = now_ms(c->w) + 2000;
     conn_stop_reading(c);
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
@@ -592,6 +607,7 @@ static void conn_new(mc__worker *w, int fd) {
       return;
     }
     /* the handshake and the first request head get the head's time */
+    c->state_deadline = now_ms(w) + cfg->header_timeout_ms;
     conn_arm(c, cfg->header_timeout_ms);
   }
   conn_start_reading(c);

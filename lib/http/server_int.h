@@ -82,6 +82,8 @@ struct mc__conn {
   uv_shutdown_t sreq;
   int state;
   uint64_t state_since, last_read;
+  uint64_t state_deadline; /* loop ms when this state times out; 0: never */
+  uint64_t timer_at;       /* loop ms the timer fires at; 0: not armed */
   int open_handles;
   bool reading, fiber_running, close_after, driving, again;
   mc__tls *tls;    /* NULL: plain TCP */
