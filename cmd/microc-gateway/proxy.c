@@ -5,6 +5,7 @@
  * the route's service found through the registry, with the route's
  * timeout, retries and balancer, and the answer relayed. */
 #include <math.h>
+#include <stdarg.h>
 #include <microc/client.h>
 #include <microc/fiber.h>
 #include <microc/http.h>
@@ -43,6 +44,65 @@ static gw_config *req_config(mc_req *req) {
 
 static mc_slice header(mc_req *req, const char *name) {
   return mc_req_header(req, mc_slice_cstr(name));
+}
+
+/* gRPC: HTTP/2 with an application/grpc body. Its callers read a
+ * grpc-status, not an HTTP status, so the gateway's own refusals take
+ * that form for them. */
+static bool is_grpc(mc_req *req) {
+  mc_slice ct = header(req, "content-type");
+  return mc_req_http_version(req) == 2 &&
+         mc_slice_starts_with(ct, MC_LIT("application/grpc"));
+}
+
+/* The gRPC status for an HTTP status the gateway answers with. */
+static int grpc_code(int status) {
+  switch (status) {
+  case 400:
+    return 13; /* INTERNAL */
+  case 401:
+    return 16; /* UNAUTHENTICATED */
+  case 403:
+    return 7; /* PERMISSION_DENIED */
+  case 404:
+  case 405:
+    return 12; /* UNIMPLEMENTED */
+  case 413:
+  case 429:
+    return 8; /* RESOURCE_EXHAUSTED */
+  case 504:
+    return 4; /* DEADLINE_EXCEEDED */
+  default:
+    return 14; /* UNAVAILABLE */
+  }
+}
+
+/* Answers with a problem (RFC 9457), or for gRPC with a trailers-only
+ * answer carrying the matching grpc-status and the detail as
+ * grpc-message. */
+static int refuse(mc_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(mc_req *req, int status, const char *fmt, ...) {
+  char detail[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  if (!is_grpc(req))
+    return mc_res_problem(req, status, detail);
+  char code[8], msg[3 * sizeof detail];
+  snprintf(code, sizeof code, "%d", grpc_code(status));
+  size_t k = 0;
+  for (const char *d = detail; *d; d++) { /* percent-encoded, as gRPC says */
+    unsigned char ch = (unsigned char)*d;
+    if (ch >= 0x20 && ch < 0x7f && ch != '%')
+      msg[k++] = (char)ch;
+    else
+      k += (size_t)snprintf(msg + k, 4, "%%%02X", ch);
+  }
+  mc_res_header(req, MC_LIT("grpc-status"), mc_slice_cstr(code));
+  mc_res_header(req, MC_LIT("grpc-message"), (mc_slice){msg, k});
+  return mc_res_send(req, 200, MC_LIT("application/grpc"), MC_LIT(""));
 }
 
 /* Decided from the head, before the body is read. */
@@ -123,8 +183,7 @@ static int unauthorized(mc_req *req, const gw_route *r, const char *why) {
   else
     snprintf(www, sizeof www, "Bearer realm=\"microc\"");
   mc_res_header(req, MC_LIT("WWW-Authenticate"), mc_slice_cstr(www));
-  return mc_res_problemf(req, 401, "%s",
-                         why ? why : "this route needs a bearer token");
+  return refuse(req, 401, "%s", why ? why : "this route needs a bearer token");
 }
 
 static int authenticate(mc_req *req, const gw_config *c, const gw_route *r,
@@ -151,7 +210,7 @@ static int authenticate(mc_req *req, const gw_config *c, const gw_route *r,
                "scope=\"%.128s\"",
                r->scopes[i]);
       mc_res_header(req, MC_LIT("WWW-Authenticate"), mc_slice_cstr(www));
-      mc_res_problemf(req, 403, "the token lacks the scope %s", r->scopes[i]);
+      refuse(req, 403, "the token lacks the scope %s", r->scopes[i]);
       return 1;
     }
   }
@@ -258,23 +317,21 @@ static const char *upstream_target(mc_req *req, const gw_route *r) {
 static int failed(mc_req *req, const gw_route *r, int err) {
   if (err == MC_EUNAVAILABLE) {
     ADD(r->stats->unavailable, 1);
-    return mc_res_problemf(req, 503, "no healthy instance of %s is available",
-                           r->service);
+    return refuse(req, 503, "no healthy instance of %s is available",
+                  r->service);
   }
   if (err == MC_ETIMEDOUT) {
     ADD(r->stats->timeouts, 1);
-    return mc_res_problemf(req, 504, "%s did not answer in time", r->service);
+    return refuse(req, 504, "%s did not answer in time", r->service);
   }
   if (err == MC_ECANCELED)
-    return mc_res_problem(req, 503, "the gateway is shutting down");
+    return refuse(req, 503, "the gateway is shutting down");
   if (err == MC_ETOOBIG) {
     ADD(r->stats->bad_gateway, 1);
-    return mc_res_problemf(req, 502, "the answer of %s is too large",
-                           r->service);
+    return refuse(req, 502, "the answer of %s is too large", r->service);
   }
   ADD(r->stats->bad_gateway, 1);
-  return mc_res_problemf(req, 502, "%s failed: %s", r->service,
-                         mc_strerror(err));
+  return refuse(req, 502, "%s failed: %s", r->service, mc_strerror(err));
 }
 
 static int forward(mc_req *req, const gw_config *c, const gw_route *r,
@@ -294,7 +351,7 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
     if (dropped(name, c) || named_by_connection(conn, name))
       continue;
     if (n == MAX_HEADERS)
-      return mc_res_problem(req, 431, "too many headers to pass on");
+      return refuse(req, 431, "too many headers to pass on");
     hs[n++] = (mc_header){name, value};
   }
   mc_slice peer = mc_req_peer(req);
@@ -318,6 +375,9 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
     hs[n++] = (mc_header){mc_slice_cstr(c->subject_header), claims->subject};
     hs[n++] = (mc_header){mc_slice_cstr(c->scopes_header), claims->scopes};
   }
+  bool grpc = is_grpc(req);
+  if (grpc) /* gRPC's servers want to hear that trailers are welcome */
+    hs[n++] = (mc_header){MC_LIT("te"), MC_LIT("trailers")};
 
   const char *target = upstream_target(req, r);
   if (!target)
@@ -340,7 +400,8 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
                                        .body = mc_req_body_raw(req),
                                        .timeout_ms = r->timeout_ms,
                                        .max_attempts = r->attempts,
-                                       .balancer = r->balancer},
+                                       .balancer = r->balancer,
+                                       .h2 = grpc},
                             a, &res);
   if (err)
     return failed(req, r, err);
@@ -363,6 +424,8 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
       mc_res_header(req, MC_LIT("Access-Control-Expose-Headers"),
                     mc_slice_cstr(r->cors.expose));
   }
+  for (size_t i = 0; i < res.ntrailers; i++) /* grpc-status and the like */
+    mc_res_trailer(req, res.trailers[i].name, res.trailers[i].value);
   return mc_res_send(req, res.status,
                      ct.len ? ct : MC_LIT("application/octet-stream"),
                      res.body);
@@ -384,9 +447,8 @@ static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
     mc_req_set_label(req, r->name);
   if (!r) {
     if (gw_route_path_known(c, path, host))
-      return mc_res_problemf(req, 405, "%.*s is not allowed here",
-                             MC_SLICE_ARG(method));
-    return mc_res_problem(req, 404, "no route matches this path");
+      return refuse(req, 405, "%.*s is not allowed here", MC_SLICE_ARG(method));
+    return refuse(req, 404, "no route matches this path");
   }
   if (is_preflight)
     return preflight(req, r, origin);
@@ -411,10 +473,10 @@ static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
       char after[24];
       snprintf(after, sizeof after, "%.0f", ceil(retry < 1 ? 1 : retry));
       mc_res_header(req, MC_LIT("Retry-After"), mc_slice_cstr(after));
-      return mc_res_problemf(req, 429,
-                             "rate limit of %g requests a second "
-                             "exceeded; retry after %s s",
-                             r->rate, after);
+      return refuse(req, 429,
+                    "rate limit of %g requests a second "
+                    "exceeded; retry after %s s",
+                    r->rate, after);
     }
   }
   return forward(req, c, r, have_claims ? &claims : NULL, origin);

@@ -52,7 +52,9 @@ typedef struct mc_http_response {
   int status;
   mc_header *headers; /* in arena memory */
   size_t nheaders;
-  mc_slice body; /* freed with the arena */
+  mc_slice body;       /* freed with the arena */
+  mc_header *trailers; /* HTTP/2 answers (mc_call.h2) only; in the arena */
+  size_t ntrailers;
 } mc_http_response;
 
 /* Sends req and waits for the whole answer, which is put in res with its

@@ -168,6 +168,8 @@ MC_EXTERN mc_slice mc_req_header(const mc_req *req, mc_slice name);
 MC_EXTERN size_t mc_req_header_count(const mc_req *req);
 MC_EXTERN void mc_req_header_at(const mc_req *req, size_t i, mc_slice *name,
                                 mc_slice *value);
+/* 2 for a request on an HTTP/2 stream, 1 for HTTP/1.x. */
+MC_EXTERN int mc_req_http_version(const mc_req *req);
 /* Whether the request came over TLS (--tls-cert). */
 MC_EXTERN bool mc_req_tls(const mc_req *req);
 /* The client's address ("127.0.0.1", "::1"), without the port; empty when
@@ -215,6 +217,9 @@ MC_EXTERN int mc_res_problemf(mc_req *req, int status, const char *fmt, ...)
 /* Adds a response header (copied). Call before answering or in an after
  * middleware. */
 MC_EXTERN int mc_res_header(mc_req *req, mc_slice name, mc_slice value);
+/* Adds a trailer field, sent after the body (gRPC's grpc-status, say).
+ * Trailers travel over HTTP/2 only; an HTTP/1.1 answer leaves them out. */
+MC_EXTERN int mc_res_trailer(mc_req *req, mc_slice name, mc_slice value);
 MC_EXTERN bool mc_res_answered(const mc_req *req);
 MC_EXTERN int mc_res_status(const mc_req *req);
 

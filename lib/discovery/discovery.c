@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "core/fiber_int.h"
+#include "grpc/grpc_int.h"
 #include "microc/consul.h"
 #include "microc/discovery.h"
 #include "microc/log.h"
@@ -550,17 +551,36 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
     i->outstanding++;
     if (i->st)
       ADD(i->st->requests, 1);
-    err = mc_http_do(
-        &(mc_http_request){.method = method,
-                           .host = mc_slice_cstr(i->address),
-                           .port = i->port,
-                           .target = mc_slice_cstr(c->path ? c->path : "/"),
-                           .headers = c->headers,
-                           .nheaders = c->nheaders,
-                           .body = c->body,
-                           .timeout_ms = c->timeout_ms ? c->timeout_ms : 10000,
-                           .max_body = c->max_body},
-        a, res);
+    if (c->h2) {
+      mc__h2x_res x;
+      err = mc__h2x(
+          &(mc__h2x_req){.host = mc_slice_cstr(i->address),
+                         .port = i->port,
+                         .method = mc_slice_cstr(method),
+                         .path = mc_slice_cstr(c->path ? c->path : "/"),
+                         .headers = c->headers,
+                         .nheaders = c->nheaders,
+                         .body = c->body,
+                         .timeout_ms = c->timeout_ms ? c->timeout_ms : 10000,
+                         .max_response = c->max_body},
+          a, &x);
+      if (!err)
+        *res = (mc_http_response){x.status, x.headers,  x.nheaders,
+                                  x.body,   x.trailers, x.ntrailers};
+    } else {
+      err = mc_http_do(
+          &(mc_http_request){.method = method,
+                             .host = mc_slice_cstr(i->address),
+                             .port = i->port,
+                             .target = mc_slice_cstr(c->path ? c->path : "/"),
+                             .headers = c->headers,
+                             .nheaders = c->nheaders,
+                             .body = c->body,
+                             .timeout_ms =
+                                 c->timeout_ms ? c->timeout_ms : 10000,
+                             .max_body = c->max_body},
+          a, res);
+    }
     i->outstanding--;
     bool ok = !err && res->status < 500;
     if (err != MC_ECANCELED && err != MC_EINVAL && !i->gone) {

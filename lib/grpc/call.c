@@ -85,6 +85,12 @@ struct call {
   int error;      /* a cap, memory, or nghttp2 itself failing: the call ends */
   int read_error; /* the socket read failed or met EOF */
   char why[200];  /* the first account of what went wrong */
+  /* raw mode (mc__h2x): headers, trailers and body kept as they come */
+  bool raw;
+  mc_arena *arena;
+  mc_header *hs, *ts;
+  size_t nh, nt, caph, capt;
+  size_t max_raw;
   char rbuf[READ_BUF];
 };
 
@@ -440,6 +446,29 @@ static bool grpc_content_type(mc_slice v) {
           v.ptr[base.len] == ';');
 }
 
+/* Raw mode: a header or trailer field, copied into the caller's arena. */
+static int keep_header(call *c, bool trailer, mc_slice n, mc_slice v) {
+  mc_header **list = trailer ? &c->ts : &c->hs;
+  size_t *len = trailer ? &c->nt : &c->nh;
+  size_t *cap = trailer ? &c->capt : &c->caph;
+  if (*len == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 16;
+    mc_header *nl = mc_arena_alloc(c->arena, ncap * sizeof *nl);
+    if (!nl)
+      return MC_ENOMEM;
+    if (*len)
+      memcpy(nl, *list, *len * sizeof *nl);
+    *list = nl;
+    *cap = ncap;
+  }
+  char *np = mc_arena_strndup(c->arena, n.ptr, n.len);
+  char *vp = mc_arena_strndup(c->arena, v.ptr, v.len);
+  if (!np || !vp)
+    return MC_ENOMEM;
+  (*list)[(*len)++] = (mc_header){{np, n.len}, {vp, v.len}};
+  return 0;
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *ud) {
@@ -455,6 +484,15 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
   }
   mc_slice n = {(const char *)name, namelen};
   mc_slice v = {(const char *)value, valuelen};
+  if (c->raw && namelen && name[0] != ':') {
+    bool trailer = frame->headers.cat == NGHTTP2_HCAT_HEADERS;
+    if (keep_header(c, trailer, n, v) != 0) {
+      set_error(c, MC_ENOMEM, "out of memory");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (!mc_slice_eq(n, MC_LIT("content-type")))
+      return 0;
+  }
   if (mc_slice_eq(n, MC_LIT(":status"))) {
     int64_t st;
     if (mc_slice_to_i64(v, &st) == 0)
@@ -483,6 +521,17 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id,
   call *c = ud;
   if (stream_id != c->stream_id)
     return 0;
+  if (c->raw) {
+    if (c->reply.len + len > c->max_raw) {
+      set_error(c, MC_ETOOBIG, "the answer's body is over the cap");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (mc_buf_append(&c->reply, data, len) != 0) {
+      set_error(c, MC_ENOMEM, "out of memory");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
   while (len > 0) {
     size_t used;
     mc__grpc_frame_event ev = mc__grpc_reader_feed(&c->rd, data, len, &used);
@@ -767,6 +816,140 @@ int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res) {
   } else if (res->text && res->text_cap) {
     mc__grpc_message_decode(mc_buf_slice(&c->grpc_message), res->text,
                             res->text_cap);
+  }
+  call_close(c);
+  return err;
+}
+
+/* ---- raw exchanges (mc__h2x) ----------------------------------------------
+ */
+
+static bool h2_forbidden(mc_slice n, mc_slice v) {
+  static const mc_slice names[] = {
+      MC_LIT("connection"),       MC_LIT("keep-alive"),
+      MC_LIT("proxy-connection"), MC_LIT("transfer-encoding"),
+      MC_LIT("upgrade"),          MC_LIT("host"),
+      MC_LIT("content-length")};
+  for (size_t i = 0; i < COUNT(names); i++)
+    if (mc_slice_eq_nocase(n, names[i]))
+      return true;
+  /* TE: only "trailers" may cross in HTTP/2 (RFC 9113 §8.2.2) */
+  return mc_slice_eq_nocase(n, MC_LIT("te")) &&
+         !mc_slice_eq_nocase(v, MC_LIT("trailers"));
+}
+
+static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
+  c->phase = P_EXCHANGE;
+  if (mc_buf_append_slice(&c->body, req->body) != 0)
+    return MC_ENOMEM;
+  int err = session_new(c);
+  if (err)
+    return err;
+  char authority[300];
+  size_t alen = req->authority.len;
+  if (!alen || alen >= sizeof authority) {
+    bool v6 = memchr(req->host.ptr, ':', req->host.len) != NULL;
+    alen = (size_t)snprintf(authority, sizeof authority, "%s%.*s%s:%d",
+                            v6 ? "[" : "", MC_SLICE_ARG(req->host),
+                            v6 ? "]" : "", req->port);
+  } else {
+    memcpy(authority, req->authority.ptr, alen);
+  }
+  nghttp2_nv *nva = mc_arena_alloc(c->arena, (req->nheaders + 4) * sizeof *nva);
+  if (!nva)
+    return MC_ENOMEM;
+  size_t k = 0;
+  nva[k++] = (nghttp2_nv){(uint8_t *)":method", (uint8_t *)req->method.ptr, 7,
+                          req->method.len, NGHTTP2_NV_FLAG_NONE};
+  nva[k++] = (nghttp2_nv){(uint8_t *)":scheme", (uint8_t *)"http", 7, 4,
+                          NGHTTP2_NV_FLAG_NONE};
+  nva[k++] = (nghttp2_nv){(uint8_t *)":path", (uint8_t *)req->path.ptr, 5,
+                          req->path.len, NGHTTP2_NV_FLAG_NONE};
+  nva[k++] = (nghttp2_nv){(uint8_t *)":authority", (uint8_t *)authority, 10,
+                          alen, NGHTTP2_NV_FLAG_NONE};
+  for (size_t i = 0; i < req->nheaders; i++) {
+    mc_slice n = req->headers[i].name, v = req->headers[i].value;
+    if (!n.len || n.ptr[0] == ':' || h2_forbidden(n, v))
+      continue;
+    char *lower = mc_arena_alloc(c->arena, n.len);
+    if (!lower)
+      return MC_ENOMEM;
+    for (size_t j = 0; j < n.len; j++)
+      lower[j] =
+          n.ptr[j] >= 'A' && n.ptr[j] <= 'Z' ? (char)(n.ptr[j] + 32) : n.ptr[j];
+    nva[k++] = (nghttp2_nv){(uint8_t *)lower, (uint8_t *)v.ptr, n.len, v.len,
+                            NGHTTP2_NV_FLAG_NONE};
+  }
+  nghttp2_data_provider body = {.source.ptr = c, .read_callback = read_body};
+  c->stream_id = nghttp2_submit_request(c->h2, NULL, nva, k,
+                                        req->body.len ? &body : NULL, c);
+  if (c->stream_id < 0)
+    return c->stream_id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
+  err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (err)
+    return from_uv(err);
+  flush_out(c);
+  int result;
+  if (decided(c, &result))
+    return result;
+  return call_wait(c, deadline);
+}
+
+int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
+  memset(res, 0, sizeof *res);
+  uv_loop_t *loop = mc__sched_loop();
+  if (!loop || !mc_fiber_current()) {
+    snprintf(res->why, sizeof res->why, "not called from a fiber");
+    return MC_ESTATE;
+  }
+  if (mc_fiber_canceled())
+    return MC_ECANCELED;
+  if (!host_ok(req->host) || req->port < 1 || req->port > 65535 ||
+      !req->path.len || !req->method.len) {
+    snprintf(res->why, sizeof res->why, "bad host, port, method or path");
+    return MC_EINVAL;
+  }
+  uint64_t now = mc_now_ns();
+  uint64_t deadline =
+      now + (req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS) * 1000000u;
+  if (deadline < now)
+    deadline = UINT64_MAX;
+  uint64_t fd = mc_deadline();
+  if (fd && fd < deadline)
+    deadline = fd;
+  call *c = call_new(loop, 0);
+  if (!c)
+    return MC_ENOMEM;
+  c->raw = true;
+  c->arena = a;
+  c->max_raw = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
+  char name[256];
+  memcpy(name, req->host.ptr, req->host.len);
+  name[req->host.len] = 0;
+  int err = look_up(c, name, req->port, deadline);
+  if (!err)
+    err = connect_to(c, deadline);
+  if (!err)
+    err = exchange_raw(c, req, deadline);
+  if (!err) {
+    res->status = c->http_status;
+    res->headers = c->hs;
+    res->nheaders = c->nh;
+    res->trailers = c->ts;
+    res->ntrailers = c->nt;
+    char *body = mc_arena_alloc(a, c->reply.len ? c->reply.len : 1);
+    if (!body) {
+      err = MC_ENOMEM;
+    } else {
+      if (c->reply.len)
+        memcpy(body, c->reply.ptr, c->reply.len);
+      res->body = (mc_slice){body, c->reply.len};
+    }
+  }
+  if (err) {
+    bool ours = err == MC_ETIMEDOUT || err == MC_ECANCELED;
+    snprintf(res->why, sizeof res->why, "%s",
+             c->why[0] && !ours ? c->why : mc_strerror(err));
   }
   call_close(c);
   return err;

@@ -3,6 +3,7 @@
 #ifndef MICROC_GRPC_INT_H
 #define MICROC_GRPC_INT_H
 
+#include "microc/client.h"
 #include "microc/grpc.h"
 
 typedef struct mc__grpc_unary_req {
@@ -30,5 +31,32 @@ typedef struct mc__grpc_unary_res {
  * grpc-status (see res->grpc_status; when it is OK exactly one message was
  * received, in res->reply), or the errors of mc_grpc_health_check. */
 int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res);
+
+/* One HTTP/2 request on a new h2c connection, with bytes as they are: what
+ * a proxy passing gRPC on needs (the body is not framed or read as gRPC,
+ * and trailers come back). */
+typedef struct mc__h2x_req {
+  mc_slice host; /* a name or an IP literal, IPv6 without brackets */
+  int port;
+  mc_slice method, path, authority; /* authority empty: host:port */
+  const mc_header *headers;         /* regular ones; names are lowered, and
+                                     * connection-specific ones dropped */
+  size_t nheaders;
+  mc_slice body;
+  uint64_t timeout_ms; /* 0: 10 s; the fiber's deadline also ends it */
+  size_t max_response; /* cap on the answer's body; 0: 4 MiB */
+} mc__h2x_req;
+
+typedef struct mc__h2x_res {
+  int status;
+  mc_header *headers, *trailers; /* in the arena given */
+  size_t nheaders, ntrailers;
+  mc_slice body; /* in the arena given */
+  char why[200]; /* what went wrong, when something did */
+} mc__h2x_res;
+
+/* Returns 0 once the server has ended its side of the stream, or the
+ * errors of mc_grpc_health_check. */
+int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res);
 
 #endif

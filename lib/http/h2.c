@@ -118,6 +118,31 @@ static void refuse(stream *st, int status, const char *reason) {
 
 /* ---- answers ---------------------------------------------------------- */
 
+static nghttp2_nv nv(mc_slice name, mc_slice value);
+
+/* The trailers, lowered, after the last DATA frame (which then does not
+ * end the stream: the trailers' HEADERS frame does). */
+static int submit_trailers(stream *st) {
+  size_t n = 0;
+  for (mc__res_header *t = st->req.trailers; t; t = t->next)
+    n++;
+  nghttp2_nv *nva = mc_arena_alloc(st->arena, n * sizeof *nva);
+  if (!nva)
+    return MC_ENOMEM;
+  size_t k = 0;
+  for (mc__res_header *t = st->req.trailers; t; t = t->next) {
+    char *lower = mc_arena_alloc(st->arena, t->name.len);
+    if (!lower)
+      return MC_ENOMEM;
+    for (size_t i = 0; i < t->name.len; i++) {
+      char ch = t->name.ptr[i];
+      lower[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+    }
+    nva[k++] = nv((mc_slice){lower, t->name.len}, t->value);
+  }
+  return nghttp2_submit_trailer(st->h2->s, st->id, nva, k) == 0 ? 0 : MC_ENOMEM;
+}
+
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf,
                          size_t len, uint32_t *flags, nghttp2_data_source *src,
                          void *ud) {
@@ -127,10 +152,14 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf,
   stream *st = src->ptr;
   size_t left = st->res_body.len - st->res_off;
   size_t n = left < len ? left : len;
-  memcpy(buf, st->res_body.ptr + st->res_off, n);
+  if (n)
+    memcpy(buf, st->res_body.ptr + st->res_off, n);
   st->res_off += n;
-  if (st->res_off == st->res_body.len)
+  if (st->res_off == st->res_body.len) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->req.trailers && submit_trailers(st) == 0)
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+  }
   return (ssize_t)n;
 }
 
@@ -197,7 +226,7 @@ static void respond(stream *st) {
     nva[k++] = nv((mc_slice){lower, hd->name.len}, hd->value);
   }
   nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
-  bool send_body = body && !req->is_head && st->res_body.len;
+  bool send_body = (body && !req->is_head && st->res_body.len) || req->trailers;
   int rv = nghttp2_submit_response(st->h2->s, st->id, nva, k,
                                    send_body ? &prd : NULL);
   st->answered = true;

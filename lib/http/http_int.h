@@ -167,6 +167,7 @@ struct mc_req {
   mc_slice content_type;
   mc_buf *body; /* the connection's response body buffer */
   mc__res_header *headers;
+  mc__res_header *trailers; /* sent after the body, over HTTP/2 */
   mc__local locals[MC__MAX_MIDDLEWARE];
   size_t nlocals;
 };

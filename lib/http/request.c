@@ -652,7 +652,8 @@ int mc_res_problemf(mc_req *req, int status, const char *fmt, ...) {
   return mc_res_problem(req, status, detail);
 }
 
-int mc_res_header(mc_req *req, mc_slice name, mc_slice value) {
+static int add_field(mc_req *req, mc__res_header **list, mc_slice name,
+                     mc_slice value) {
   /* CR and LF would split the header: refuse them rather than inject. */
   if (memchr(name.ptr, '\r', name.len) || memchr(name.ptr, '\n', name.len) ||
       memchr(value.ptr, '\r', value.len) ||
@@ -666,11 +667,23 @@ int mc_res_header(mc_req *req, mc_slice name, mc_slice value) {
   h->name = (mc_slice){n, name.len};
   h->value = (mc_slice){v, value.len};
   h->next = NULL;
-  mc__res_header **tail = &req->headers;
+  mc__res_header **tail = list;
   while (*tail)
     tail = &(*tail)->next;
   *tail = h;
   return 0;
+}
+
+int mc_res_header(mc_req *req, mc_slice name, mc_slice value) {
+  return add_field(req, &req->headers, name, value);
+}
+
+int mc_res_trailer(mc_req *req, mc_slice name, mc_slice value) {
+  return add_field(req, &req->trailers, name, value);
+}
+
+int mc_req_http_version(const mc_req *req) {
+  return req->rd->http_major == 2 ? 2 : 1;
 }
 
 bool mc_res_answered(const mc_req *req) {
