@@ -1045,8 +1045,19 @@ int mc__server_run(mc_app *app) {
   }
   finish_fibers(&srv->loop, 2000);
   mc__sched_close();
+  /* Closing the signal watchers gives SIGTERM back its default action; a
+   * second SIGTERM during the teardown (a supervisor repeating itself)
+   * must not kill a process that is about to exit 0. */
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  sigaddset(&term, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &term, NULL);
   uv_walk(&srv->loop, close_walk, NULL);
   uv_run(&srv->loop, UV_RUN_DEFAULT);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  pthread_sigmask(SIG_UNBLOCK, &term, NULL);
   uv_loop_close(&srv->loop);
   MC_LOG(MC_LOG_INFO, "stopped");
   free(srv->workers);

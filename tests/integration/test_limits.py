@@ -203,3 +203,20 @@ def test_second_sigterm_does_not_kill_a_draining_service(service):
         s.proc.send_signal(signal.SIGTERM)
         assert fut.result().status_code == 200
     assert s.proc.wait(20 * SLOW) == 0
+
+
+def test_sigterm_storm_through_the_teardown_still_exits_0(service):
+    # Regression: closing the signal watchers at the end of the teardown
+    # gave SIGTERM back its default action, so a repeated SIGTERM (as a
+    # supervisor sends) killed a process that was about to exit 0.
+    for _ in range(10):
+        s = service("hello", "--workers", "2")
+        s.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20 * SLOW
+        while s.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                s.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                break
+            time.sleep(0.0001)
+        assert s.proc.wait(10) == 0
