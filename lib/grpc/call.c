@@ -91,6 +91,10 @@ struct call {
   mc_header *hs, *ts;
   size_t nh, nt, caph, capt;
   size_t max_raw;
+  /* pooled between raw exchanges (one at a time on a connection) */
+  char *pool_key; /* "host:port", while pooled or reusable */
+  call *pool_next;
+  bool pooled;
   char rbuf[READ_BUF];
 };
 
@@ -192,6 +196,7 @@ static void on_handle_closed(uv_handle_t *h) {
   mc_buf_free(&c->grpc_message);
   mc_buf_free(&c->reply);
   mc__grpc_reader_free(&c->rd);
+  free(c->pool_key);
   free(c);
 }
 
@@ -399,10 +404,26 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   buf->len = sizeof c->rbuf;
 }
 
+static void pool_drop(call *c);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   call *c = s->data;
   if (c->closing || nread == 0)
     return;
+  if (c->pooled) {
+    /* idle: PINGs and SETTINGS are answered; anything that ends the
+     * session ends the connection */
+    ssize_t rv =
+        nread > 0 ? nghttp2_session_mem_recv(c->h2, (const uint8_t *)buf->base,
+                                             (size_t)nread)
+                  : -1;
+    if (rv >= 0)
+      flush_out(c);
+    if (rv < 0 || c->goaway_seen || c->error ||
+        !nghttp2_session_want_read(c->h2))
+      pool_drop(c);
+    return;
+  }
   if (nread < 0) {
     uv_read_stop(s);
     c->read_error = from_uv((int)nread);
@@ -842,7 +863,7 @@ static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
   c->phase = P_EXCHANGE;
   if (mc_buf_append_slice(&c->body, req->body) != 0)
     return MC_ENOMEM;
-  int err = session_new(c);
+  int err = c->h2 ? 0 : session_new(c);
   if (err)
     return err;
   char authority[300];
@@ -886,13 +907,119 @@ static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
   if (c->stream_id < 0)
     return c->stream_id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
   err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-  if (err)
+  if (err && err != UV_EALREADY) /* a pooled connection reads already */
     return from_uv(err);
   flush_out(c);
   int result;
   if (decided(c, &result))
     return result;
   return call_wait(c, deadline);
+}
+
+/* Connections of raw exchanges are kept, per thread and host:port, for
+ * the next exchange: one exchange at a time on each (as the HTTP/1.1 pool
+ * does), so a proxy does not open a connection per gRPC call. */
+#define POOL_IDLE_MAX 16
+#define POOL_IDLE_MS 30000
+
+typedef struct h2pool {
+  call *idle;
+  size_t nidle;
+} h2pool;
+
+static __thread h2pool *H2P;
+
+static void pool_unlink(call *c) {
+  if (!H2P)
+    return;
+  for (call **pp = &H2P->idle; *pp; pp = &(*pp)->pool_next)
+    if (*pp == c) {
+      *pp = c->pool_next;
+      H2P->nidle--;
+      break;
+    }
+  c->pool_next = NULL;
+  c->pooled = false;
+}
+
+static void pool_drop(call *c) {
+  pool_unlink(c);
+  call_close(c);
+}
+
+static void on_pool_idle(uv_timer_t *t) {
+  pool_drop(t->data);
+}
+
+static void pool_close(void *arg) {
+  h2pool *p = arg;
+  while (p->idle)
+    pool_drop(p->idle);
+  free(p);
+  H2P = NULL;
+}
+
+static h2pool *pool_get(void) {
+  if (H2P)
+    return H2P;
+  h2pool *p = calloc(1, sizeof *p);
+  if (!p || mc__sched_on_close(pool_close, p) != 0) {
+    free(p);
+    return NULL;
+  }
+  return H2P = p;
+}
+
+static call *pool_take(const char *key) {
+  if (!H2P)
+    return NULL;
+  for (call *c = H2P->idle; c; c = c->pool_next)
+    if (!strcmp(c->pool_key, key)) {
+      pool_unlink(c);
+      uv_timer_stop(&c->timer);
+      return c;
+    }
+  return NULL;
+}
+
+/* Back to the pool when the exchange ended cleanly and the session can
+ * take another stream; closed otherwise. */
+static void pool_release(call *c, int err) {
+  h2pool *p = pool_get();
+  bool clean = !err && c->remote_done && c->stream_closed && !c->error &&
+               !c->read_error && !c->goaway_seen && !c->proto && !c->writing &&
+               nghttp2_session_want_read(c->h2) &&
+               nghttp2_session_get_next_stream_id(c->h2) < (1u << 30);
+  if (!clean || !p || p->nidle >= POOL_IDLE_MAX) {
+    call_close(c);
+    return;
+  }
+  c->pooled = true;
+  c->pool_next = p->idle;
+  p->idle = c;
+  p->nidle++;
+  uv_timer_start(&c->timer, on_pool_idle, POOL_IDLE_MS, 0);
+}
+
+/* Forgets the last exchange, keeping the connection and its session. */
+static void call_reuse(call *c) {
+  c->stream_id = 0;
+  c->http_status = 0;
+  c->has_content_type = c->long_content_type = false;
+  c->content_type[0] = 0;
+  c->grpc_status = -1;
+  c->bad_grpc_status = false;
+  mc_buf_reset(&c->grpc_message);
+  mc_buf_reset(&c->body);
+  c->body_off = 0;
+  c->header_bytes = 0;
+  mc_buf_reset(&c->reply);
+  c->remote_done = c->stream_closed = false;
+  c->close_code = 0;
+  c->rst_received = c->rst_sent = false;
+  c->why[0] = 0;
+  c->hs = c->ts = NULL;
+  c->nh = c->nt = c->caph = c->capt = 0;
 }
 
 int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
@@ -917,18 +1044,28 @@ int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
   uint64_t fd = mc_deadline();
   if (fd && fd < deadline)
     deadline = fd;
-  call *c = call_new(loop, 0);
-  if (!c)
-    return MC_ENOMEM;
-  c->raw = true;
-  c->arena = a;
-  c->max_raw = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
   char name[256];
   memcpy(name, req->host.ptr, req->host.len);
   name[req->host.len] = 0;
-  int err = look_up(c, name, req->port, deadline);
-  if (!err)
-    err = connect_to(c, deadline);
+  char key[280];
+  snprintf(key, sizeof key, "%s:%d", name, req->port);
+  pool_get();
+  call *c = pool_take(key);
+  bool reused = c != NULL;
+  int err = 0;
+  if (reused) {
+    call_reuse(c);
+  } else {
+    if (!(c = call_new(loop, 0)))
+      return MC_ENOMEM;
+    c->pool_key = strdup(key);
+    err = look_up(c, name, req->port, deadline);
+    if (!err)
+      err = connect_to(c, deadline);
+  }
+  c->raw = true;
+  c->arena = a;
+  c->max_raw = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
   if (!err)
     err = exchange_raw(c, req, deadline);
   if (!err) {
@@ -951,6 +1088,10 @@ int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
     snprintf(res->why, sizeof res->why, "%s",
              c->why[0] && !ours ? c->why : mc_strerror(err));
   }
-  call_close(c);
+  c->arena = NULL; /* the caller's, gone after this */
+  if (c->pool_key)
+    pool_release(c, err);
+  else
+    call_close(c);
   return err;
 }

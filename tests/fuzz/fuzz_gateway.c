@@ -44,7 +44,8 @@ static void fuzz_jwt(mc_slice token) {
   static struct gw_jwks *keys;
   if (!keys) {
     char err[128];
-    CHECK(gw_jwks_parse((mc_slice){jwks_doc, sizeof jwks_doc - 1}, &keys, err, sizeof err) == 0);
+    CHECK(gw_jwks_parse((mc_slice){jwks_doc, sizeof jwks_doc - 1}, &keys, err,
+                        sizeof err) == 0);
   }
   gw_jwt_conf conf = {.secret = (const unsigned char *)SECRET,
                       .secret_len = sizeof SECRET - 1,

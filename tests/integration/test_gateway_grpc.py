@@ -14,6 +14,7 @@ import requests
 from conftest import SLOW, Service
 
 SECRET = "grpc-secret-0123456789abcdef-0123456789"
+system_echo_port = []
 
 
 def identity(b):
@@ -77,6 +78,7 @@ def system(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grpcgw")
     reg = Service("microc-registry", "--data-dir", str(tmp / "reg"))
     echo = EchoServer()
+    system_echo_port[:] = [echo.port]
     r = requests.put(f"{reg.url}/v1/agent/service/register", json={
         "ID": "echo-1", "Name": "echo-grpc", "Address": "127.0.0.1", "Port": echo.port,
         "Check": {"TTL": "1h", "Status": "passing"}})
@@ -153,3 +155,24 @@ def test_gateway_refusals_are_grpc_statuses(system):
     with pytest.raises(grpc.RpcError) as e:
         unary(channel, "/unknown.Svc/Call")(b"x", timeout=10 * SLOW)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_connections_to_the_service_are_reused(system):
+    import subprocess
+    _, channel = system
+    echo_port = system_echo_port[0]
+
+    def conns(state):
+        out = subprocess.run(["ss", "-tan", "state", state], capture_output=True,
+                             text=True).stdout
+        return {l.split()[-2] if state == "time-wait" else l
+                for l in out.splitlines()[1:] if f"127.0.0.1:{echo_port}" in l}
+
+    say = unary(channel, "/echo.Echo/Say")
+    say(b"warm", timeout=10 * SLOW)
+    before = conns("time-wait")
+    for i in range(60):
+        assert say(b"r%d" % i, timeout=10 * SLOW) == b"echo:r%d" % i
+    # a connection a call would leave 60 more in TIME-WAIT
+    assert len(conns("time-wait") - before) <= 4
+    assert len(conns("established")) <= 2 * 2 * 16  # both ends, per worker cap
