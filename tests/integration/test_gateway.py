@@ -494,3 +494,30 @@ def test_access_log_names_the_gateway_route(gw):
     requests.get(f"{gw.url}/api/hello/logged", headers={"X-Request-Id": rid})
     e = gw.gw.wait_log(lambda e: e.get("request_id") == rid)
     assert e["route"] == "/api/hello/" and e["status"] == 200
+
+
+def test_slowloris_and_stalled_bodies_at_the_gateway(tmp_path, service):
+    """The gateway is the edge: a client trickling its head or stalling its
+    body is cut off, and a real client is served meanwhile."""
+    reg = service("microc-registry", "--data-dir", str(tmp_path / "reg"))
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes:\n  - {prefix: /, service: nobody, auth: public}\n")
+    g = service("microc-gateway", "--routes", str(routes), "--registry", reg.url,
+                "--workers", "1", "--header-timeout", "1s", "--body-timeout", "1s")
+    slow = []
+    for _ in range(50):  # half-sent heads
+        c = connect(g.port)
+        c.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\nX-Slow: a")
+        slow.append(c)
+    stalled = connect(g.port)
+    stalled.sendall(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+    t0 = time.monotonic()
+    r = requests.get(f"{g.url}/health", timeout=5)
+    assert r.status_code == 200 and time.monotonic() - t0 < 1
+    r = one_response(read_until_closed(stalled, timeout=10))
+    assert r.status == 408
+    for c in slow:
+        data = read_until_closed(c, timeout=10)
+        assert data.startswith(b"HTTP/1.1 408") or data == b""
+        c.close()
+    stalled.close()
