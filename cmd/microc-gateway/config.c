@@ -518,6 +518,8 @@ int gw_config_parse(mc_slice yaml, const char *path,
     gw_config_free(c);
     return p.rc;
   }
+  c->subject_hdr = mc_slice_cstr(c->subject_header);
+  c->scopes_hdr = mc_slice_cstr(c->scopes_header);
   *out = c;
   return 0;
 }

@@ -72,8 +72,9 @@ typedef struct gw_config {
   gw_route *routes;
   size_t nroutes;
   gw_jwt_conf jwt;
-  const char *subject_header; /* X-Auth-Subject */
-  const char *scopes_header;  /* X-Auth-Scopes */
+  const char *subject_header;       /* X-Auth-Subject */
+  const char *scopes_header;        /* X-Auth-Scopes */
+  mc_slice subject_hdr, scopes_hdr; /* the same, as slices */
   uint64_t default_timeout_ms;
   uint64_t default_max_body;
   int refs; /* atomic; see main.c */

@@ -259,8 +259,8 @@ static bool in_list(mc_slice name, const mc_slice *list, size_t n) {
 
 static bool dropped(mc_slice name, const gw_config *c) {
   return in_list(name, request_dropped, MC_COUNT(request_dropped)) ||
-         mc_slice_eq_nocase(name, mc_slice_cstr(c->subject_header)) ||
-         mc_slice_eq_nocase(name, mc_slice_cstr(c->scopes_header));
+         mc_slice_eq_nocase(name, c->subject_hdr) ||
+         mc_slice_eq_nocase(name, c->scopes_hdr);
 }
 
 /* Also those the Connection header names. */
@@ -372,8 +372,8 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
   if (host.len)
     hs[n++] = (mc_header){MC_LIT("X-Forwarded-Host"), host};
   if (claims) {
-    hs[n++] = (mc_header){mc_slice_cstr(c->subject_header), claims->subject};
-    hs[n++] = (mc_header){mc_slice_cstr(c->scopes_header), claims->scopes};
+    hs[n++] = (mc_header){c->subject_hdr, claims->subject};
+    hs[n++] = (mc_header){c->scopes_hdr, claims->scopes};
   }
   bool grpc = is_grpc(req);
   if (grpc) /* gRPC's servers want to hear that trailers are welcome */

@@ -23,6 +23,30 @@ bool mc_slice_eq_nocase(mc_slice a, mc_slice b) {
   return true;
 }
 
+/* Eight bytes at a time: a word with no byte below 0x20 and none equal to
+ * 0x7F needs no closer look (the classic has-less and has-zero tricks);
+ * one that has either is looked at byte by byte, for the tabs. */
+bool mc_slice_is_field_value(mc_slice s) {
+  const unsigned char *p = (const unsigned char *)s.ptr;
+  size_t i = 0;
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  for (; i + 8 <= s.len; i += 8) {
+    uint64_t x;
+    memcpy(&x, p + i, 8);
+    uint64_t below = (x - ones * 0x20) & ~x & highs;
+    uint64_t y = x ^ (ones * 0x7F);
+    uint64_t del = (y - ones) & ~y & highs;
+    if (below | del)
+      break;
+  }
+  for (; i < s.len; i++) {
+    unsigned char c = p[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7F)
+      return false;
+  }
+  return true;
+}
+
 bool mc_slice_starts_with(mc_slice s, mc_slice prefix) {
   return s.len >= prefix.len &&
          (prefix.len == 0 || memcmp(s.ptr, prefix.ptr, prefix.len) == 0);

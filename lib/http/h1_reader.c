@@ -86,12 +86,7 @@ static int on_header_field_complete(llhttp_t *p) {
 /* Bytes llhttp lets through in strict mode that we still refuse in a field
  * value: controls other than horizontal tab (NUL, CR, LF, DEL...). */
 static bool value_bytes_ok(const char *at, size_t len) {
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)at[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7F)
-      return false;
-  }
-  return true;
+  return mc_slice_is_field_value((mc_slice){at, len});
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {

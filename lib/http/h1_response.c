@@ -54,11 +54,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
     s->value_off = (uint32_t)r->head.len;
     r->last_cb = CB_VALUE;
   }
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)at[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7F)
-      return fail(r, MC_EPROTO, "control character in a response header");
-  }
+  if (!mc_slice_is_field_value((mc_slice){at, len}))
+    return fail(r, MC_EPROTO, "control character in a response header");
   s->value_len += (uint32_t)len;
   return append_head(r, at, len);
 }

@@ -1,0 +1,34 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "microc/core.h"
+
+/* Every byte at every offset of strings that straddle the 8-byte words. */
+Test(slice, field_value_check_matches_the_byte_rule) {
+  char s[24];
+  for (int c = 0; c < 256; c++) {
+    bool want = !((c < 0x20 && c != '\t') || c == 0x7F);
+    for (size_t len = 1; len <= sizeof s; len++)
+      for (size_t at = 0; at < len; at++) {
+        memset(s, 'a', sizeof s);
+        s[at] = (char)c;
+        cr_assert_eq(mc_slice_is_field_value((mc_slice){s, len}), want,
+                     "byte %d at %zu of %zu", c, at, len);
+      }
+  }
+  cr_assert(mc_slice_is_field_value((mc_slice){NULL, 0}));
+  cr_assert(mc_slice_is_field_value(MC_LIT("\xff\x80 tab\there ~")));
+}
+
+Test(slice, buf_append_u64) {
+  mc_buf b;
+  mc_buf_init(&b, 0);
+  const uint64_t v[] = {0, 7, 10, 1234567890, UINT64_MAX};
+  const char *want[] = {"0", "7", "10", "1234567890", "18446744073709551615"};
+  for (size_t i = 0; i < 5; i++) {
+    mc_buf_reset(&b);
+    cr_assert_eq(mc_buf_append_u64(&b, v[i]), 0);
+    cr_assert_str_eq(b.ptr, want[i]);
+  }
+  mc_buf_free(&b);
+}
