@@ -47,9 +47,12 @@ int mc_buf_reserve(mc_buf *b, size_t n) {
 }
 
 int mc_buf_append(mc_buf *b, const void *p, size_t n) {
-  int err = mc_buf_reserve(b, n);
-  if (err)
-    return err;
+  /* the common case, room enough and under the cap, without a call */
+  if (!(n < b->cap - b->len && (!b->limit || b->len + n <= b->limit))) {
+    int err = mc_buf_reserve(b, n);
+    if (err)
+      return err;
+  }
   if (n)
     memcpy(b->ptr + b->len, p, n);
   b->len += n;

@@ -281,10 +281,15 @@ static int scan_head(mc__h1_reader *r, const char *data, size_t len) {
       if (c != '\r' && c != '\n')
         r->scan = S_LINE;
       break;
-    case S_LINE:
-      if (c == '\n')
-        r->scan = S_LINE_START;
+    case S_LINE: {
+      /* the rest of a line matters only for its end: let memchr find it */
+      const char *nl = memchr(data + i, '\n', len - i);
+      if (!nl)
+        return 0;
+      i = (size_t)(nl - data);
+      r->scan = S_LINE_START;
       break;
+    }
     case S_LINE_START:
       if (c == ' ' || c == '\t')
         return fail(r, 400, "obsolete line folding in the request head");

@@ -32,3 +32,16 @@ Test(slice, buf_append_u64) {
   }
   mc_buf_free(&b);
 }
+
+Test(slice, rand_hex_gives_lowercase_hex_and_varies) {
+  char a[65] = {0}, b[65] = {0};
+  mc_rand_hex(a, 32);
+  mc_rand_hex(b, 32);
+  cr_assert_eq(strlen(a), 64);
+  for (int i = 0; i < 64; i++)
+    cr_assert(strchr("0123456789abcdef", a[i]), "char %d: %c", i, a[i]);
+  cr_assert_str_neq(a, b);
+  char c[3] = {0};
+  mc_rand_hex(c, 1); /* a single byte: exactly two digits */
+  cr_assert_eq(strlen(c), 2);
+}
