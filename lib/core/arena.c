@@ -126,15 +126,22 @@ char *mc_arena_strndup(mc_arena *a, const char *s, size_t n) {
 }
 
 char *mc_arena_sprintf(mc_arena *a, const char *fmt, ...) {
+  /* One formatting pass in the common case: into a stack buffer, then
+   * copied; a second pass only for text longer than it. */
+  char small[256];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
   va_end(ap);
   if (n < 0)
     return NULL;
   char *p = mc_arena_alloc(a, (size_t)n + 1);
   if (!p)
     return NULL;
+  if ((size_t)n < sizeof small) {
+    memcpy(p, small, (size_t)n + 1);
+    return p;
+  }
   va_start(ap, fmt);
   vsnprintf(p, (size_t)n + 1, fmt, ap);
   va_end(ap);

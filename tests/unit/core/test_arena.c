@@ -52,5 +52,14 @@ Test(arena, strndup_and_sprintf) {
   mc_arena_new(&a, 0, 0);
   cr_assert_str_eq(mc_arena_strndup(a, "hello", 4), "hell");
   cr_assert_str_eq(mc_arena_sprintf(a, "%d-%s", 7, "x"), "7-x");
+  /* past the one-pass buffer (256), and exactly at its edges */
+  char big[1000];
+  memset(big, 'q', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  cr_assert_str_eq(mc_arena_sprintf(a, "%s", big), big);
+  for (size_t n = 254; n <= 257; n++) {
+    char *p = mc_arena_sprintf(a, "%.*s", (int)n, big);
+    cr_assert_eq(strlen(p), n);
+  }
   mc_arena_free(a);
 }
