@@ -408,7 +408,8 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
   mc_slice ct = {0};
   for (size_t i = 0; i < res.nheaders; i++) {
     mc_header *h = &res.headers[i];
-    if (mc_slice_eq_nocase(h->name, MC_LIT("content-type")))
+    if (h->name.len == 12 &&
+        mc_slice_eq_nocase(h->name, MC_LIT("content-type")))
       ct = h->value;
     if (answer_dropped(h->name))
       continue;
@@ -416,7 +417,8 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
     if (r->cors.on && h->name.len > 12 &&
         mc_slice_eq_nocase((mc_slice){h->name.ptr, 12}, MC_LIT("access-contr")))
       continue;
-    mc_res_header(req, h->name, h->value);
+    /* the answer's headers live in the request's arena already */
+    mc_res_header_ref(req, h->name, h->value);
   }
   if (r->cors.on && origin.len && origin_allowed(&r->cors, origin)) {
     cors_headers(req, &r->cors, origin);

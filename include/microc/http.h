@@ -217,6 +217,9 @@ MC_EXTERN int mc_res_problemf(mc_req *req, int status, const char *fmt, ...)
 /* Adds a response header (copied). Call before answering or in an after
  * middleware. */
 MC_EXTERN int mc_res_header(mc_req *req, mc_slice name, mc_slice value);
+/* mc_res_header without the copy: name and value must stay valid until the
+ * answer has been sent (the request's arena, or static text). */
+MC_EXTERN int mc_res_header_ref(mc_req *req, mc_slice name, mc_slice value);
 /* Adds a trailer field, sent after the body (gRPC's grpc-status, say).
  * Trailers travel over HTTP/2 only; an HTTP/1.1 answer leaves them out. */
 MC_EXTERN int mc_res_trailer(mc_req *req, mc_slice name, mc_slice value);

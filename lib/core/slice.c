@@ -14,11 +14,36 @@ static inline unsigned char lower(unsigned char c) {
   return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
+/* ASCII lower case of eight bytes at once: a byte gets 0x20 when it lies
+ * in 'A'..'Z' (the adds work on seven bits, so no carry crosses bytes;
+ * bytes from 0x80 up are left alone). */
+static inline uint64_t lower8(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t low7 = x & ~highs;
+  uint64_t ge_a = low7 + ones * (0x80 - 'A');
+  uint64_t gt_z = low7 + ones * (0x80 - 'Z' - 1);
+  uint64_t upper = ge_a & ~gt_z & ~x & highs;
+  return x | (upper >> 2);
+}
+
+/* Header names are compared all the time, mostly against one spelled in
+ * lower case: eight bytes at a time, where bytes that differ may differ
+ * only in the 0x20 bit and only where that bit makes an ASCII letter. */
 bool mc_slice_eq_nocase(mc_slice a, mc_slice b) {
   if (a.len != b.len)
     return false;
-  for (size_t i = 0; i < a.len; i++)
-    if (lower((unsigned char)a.ptr[i]) != lower((unsigned char)b.ptr[i]))
+  const unsigned char *p = (const unsigned char *)a.ptr;
+  const unsigned char *q = (const unsigned char *)b.ptr;
+  size_t i = 0;
+  for (; i + 8 <= a.len; i += 8) {
+    uint64_t x, y;
+    memcpy(&x, p + i, 8);
+    memcpy(&y, q + i, 8);
+    if (x != y && lower8(x) != lower8(y))
+      return false;
+  }
+  for (; i < a.len; i++)
+    if (lower(p[i]) != lower(q[i]))
       return false;
   return true;
 }

@@ -404,7 +404,8 @@ static bool reserved_header(mc_slice name) {
 
 static bool has_header(const mc_http_request *r, mc_slice name) {
   for (size_t i = 0; i < r->nheaders; i++)
-    if (mc_slice_eq_nocase(r->headers[i].name, name))
+    if (r->headers[i].name.len == name.len &&
+        mc_slice_eq_nocase(r->headers[i].name, name))
       return true;
   return false;
 }

@@ -358,7 +358,8 @@ mc_slice mc__h1_reader_header(const mc__h1_reader *r, mc_slice name) {
   if (!r->head_done)
     return MC_SLICE_NULL;
   for (uint32_t i = 0; i < r->nheaders; i++)
-    if (mc_slice_eq_nocase(r->headers[i].name, name))
+    if (r->headers[i].name.len == name.len &&
+        mc_slice_eq_nocase(r->headers[i].name, name))
       return r->headers[i].value;
   return MC_SLICE_NULL;
 }

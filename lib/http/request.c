@@ -653,19 +653,25 @@ int mc_res_problemf(mc_req *req, int status, const char *fmt, ...) {
 }
 
 static int add_field(mc_req *req, mc__res_header **list, mc_slice name,
-                     mc_slice value) {
+                     mc_slice value, bool copy) {
   /* CR and LF would split the header: refuse them rather than inject. */
   if (memchr(name.ptr, '\r', name.len) || memchr(name.ptr, '\n', name.len) ||
       memchr(value.ptr, '\r', value.len) ||
       memchr(value.ptr, '\n', value.len) || name.len == 0)
     return MC_EINVAL;
   mc__res_header *h = mc_arena_alloc(req->arena, sizeof *h);
-  char *n = mc_arena_strndup(req->arena, name.ptr, name.len);
-  char *v = mc_arena_strndup(req->arena, value.ptr, value.len);
-  if (!h || !n || !v)
+  if (!h)
     return MC_ENOMEM;
-  h->name = (mc_slice){n, name.len};
-  h->value = (mc_slice){v, value.len};
+  h->name = name;
+  h->value = value;
+  if (copy) {
+    char *n = mc_arena_strndup(req->arena, name.ptr, name.len);
+    char *v = mc_arena_strndup(req->arena, value.ptr, value.len);
+    if (!n || !v)
+      return MC_ENOMEM;
+    h->name = (mc_slice){n, name.len};
+    h->value = (mc_slice){v, value.len};
+  }
   h->next = NULL;
   mc__res_header **tail = list;
   while (*tail)
@@ -675,11 +681,15 @@ static int add_field(mc_req *req, mc__res_header **list, mc_slice name,
 }
 
 int mc_res_header(mc_req *req, mc_slice name, mc_slice value) {
-  return add_field(req, &req->headers, name, value);
+  return add_field(req, &req->headers, name, value, true);
+}
+
+int mc_res_header_ref(mc_req *req, mc_slice name, mc_slice value) {
+  return add_field(req, &req->headers, name, value, false);
 }
 
 int mc_res_trailer(mc_req *req, mc_slice name, mc_slice value) {
-  return add_field(req, &req->trailers, name, value);
+  return add_field(req, &req->trailers, name, value, true);
 }
 
 int mc_req_http_version(const mc_req *req) {

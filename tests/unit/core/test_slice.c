@@ -45,3 +45,33 @@ Test(slice, rand_hex_gives_lowercase_hex_and_varies) {
   mc_rand_hex(c, 1); /* a single byte: exactly two digits */
   cr_assert_eq(strlen(c), 2);
 }
+
+static bool ref_eq_nocase(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z')
+      x += 32;
+    if (y >= 'A' && y <= 'Z')
+      y += 32;
+    if (x != y)
+      return false;
+  }
+  return true;
+}
+
+/* Every pair of bytes, at a position inside and past the first word. */
+Test(slice, nocase_matches_the_byte_rule) {
+  char a[20], b[20];
+  for (int x = 0; x < 256; x++)
+    for (int y = 0; y < 256; y++)
+      for (size_t at = 0; at < 20; at += 5) {
+        memcpy(a, "Content-Type-Lengthx", 20);
+        memcpy(b, "content-type-LENGTHx", 20);
+        a[at] = (char)x;
+        b[at] = (char)y;
+        cr_assert_eq(mc_slice_eq_nocase((mc_slice){a, 20}, (mc_slice){b, 20}),
+                     ref_eq_nocase(a, b, 20), "%d %d at %zu", x, y, at);
+      }
+  cr_assert(!mc_slice_eq_nocase(MC_LIT("ab"), MC_LIT("abc")));
+  cr_assert(mc_slice_eq_nocase(MC_LIT(""), MC_LIT("")));
+}
