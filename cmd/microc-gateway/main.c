@@ -273,6 +273,7 @@ int main(int argc, char **argv) {
       .description = "The edge of a microc system: routes to services found "
                      "in the registry,\nwith JWT checks, rate limits, CORS, "
                      "timeouts, retries and circuit breakers.",
+      .no_docs = true, /* /docs and /openapi.json belong to the routes */
   };
   uv_mutex_init(&cfg_lock);
   uv_mutex_init(&stats_lock);

@@ -80,6 +80,8 @@ typedef struct mc_app_info {
   const char *title;       /* OpenAPI title (defaults to name) */
   const char *description; /* OpenAPI description */
   int max_workers;         /* most worker threads the app runs on (0: any) */
+  bool no_docs; /* no /openapi.json and /docs (a proxy, whose paths are
+                   others'); /health/live, /health/ready and /metrics stay */
 } mc_app_info;
 
 /* ---- apps ------------------------------------------------------------- */

@@ -148,7 +148,10 @@ static const mc_route builtin_routes[] = {
 };
 
 int mc__builtin_routes(mc_app *app) {
-  return mc_app_routes(app, builtin_routes, MC_COUNT(builtin_routes));
+  /* the health and metrics routes always; the docs unless the app says
+   * its paths are others' (a gateway's) */
+  size_t n = app->info.no_docs ? 3 : MC_COUNT(builtin_routes);
+  return mc_app_routes(app, builtin_routes, n);
 }
 
 void mc__docs_free(mc_app *app) {

@@ -521,3 +521,22 @@ def test_slowloris_and_stalled_bodies_at_the_gateway(tmp_path, service):
         assert data.startswith(b"HTTP/1.1 408") or data == b""
         c.close()
     stalled.close()
+
+
+def test_docs_paths_belong_to_the_routes(tmp_path, service, upstream):
+    """A gateway has no API of its own to document: /docs and /openapi.json
+    go to the services like any path; its health and metrics stay."""
+    reg = service("microc-registry", "--data-dir", str(tmp_path / "reg"))
+    requests.put(f"{reg.url}/v1/agent/service/register", json={
+        "ID": "raw-1", "Name": "raw", "Address": "127.0.0.1", "Port": upstream.port,
+        "Check": {"TTL": "1h", "Status": "passing"}}).raise_for_status()
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes:\n  - {prefix: /, service: raw, auth: public}\n")
+    g = service("microc-gateway", "--routes", str(routes), "--registry", reg.url,
+                "--workers", "1")
+    for path in ("/docs", "/openapi.json", "/docs/swagger-ui.css"):
+        r = requests.get(g.url + path)
+        assert (r.status_code, r.text) == (404, "no"), path  # the upstream's answer
+    assert requests.get(g.url + "/headers").json()["target"] == "/headers"
+    assert requests.get(g.url + "/health/live").status_code == 200
+    assert "microc_gateway_requests_total" in requests.get(g.url + "/metrics").text
