@@ -4,6 +4,7 @@ chosen at run time, talked to with requests and with raw sockets."""
 import json
 import os
 import pathlib
+import re
 import select
 import signal
 import socket
@@ -28,6 +29,61 @@ def binary(name):
         if p.exists():
             return str(p)
     raise FileNotFoundError(f"{name} is not built (looked in {BIN_DIR} and {TEST_BIN_DIR})")
+
+
+def wait_for(pred, timeout=15, what="condition"):
+    """Polls pred until it gives something true, which it returns."""
+    deadline = time.monotonic() + timeout * SLOW
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def metric(text, name, **labels):
+    """The value of one sample in Prometheus text, or None."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        if key == (f"{name}{{{want}}}" if labels else name):
+            return float(value)
+    return None
+
+
+def write_cert(d):
+    """A self-signed P-256 certificate for localhost and 127.0.0.1, as
+    d/cert.pem and d/key.pem; returns d."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return d
+
+
+def tls_args(d):
+    """The flags that serve HTTPS with write_cert(d)'s files."""
+    return ["--tls-cert", str(d / "cert.pem"), "--tls-key", str(d / "key.pem")]
 
 
 class Service:
@@ -67,10 +123,11 @@ class Service:
                     f"{name} exited with {self.proc.returncode}: {self.log_text()}")
             self.stdout += chunk
             for line in self.stdout.decode().splitlines():
-                if line.startswith("listening on http://"):
-                    self.port = int(line.rsplit(":", 1)[1])
+                m = re.match(r"listening on (https?)://.*:(\d+)$", line)
+                if m:
+                    self.scheme, self.port = m.group(1), int(m.group(2))
         self.host = "127.0.0.1"
-        self.url = f"http://{self.host}:{self.port}"
+        self.url = f"{self.scheme}://{self.host}:{self.port}"
 
     def log_text(self):
         return pathlib.Path(self.logfile.name).read_text(errors="replace")

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from conftest import SLOW, exchange, one_response
+from conftest import SLOW, exchange, one_response, metric
 
 
 # ---- typed parameters ----------------------------------------------------------
@@ -249,17 +249,6 @@ def test_text_log_format(service):
 
 
 # ---- metrics ---------------------------------------------------------------------------
-
-
-def metric(text, name, **labels):
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        if key == (f"{name}{{{want}}}" if labels else name):
-            return float(value)
-    return None
 
 
 def test_metrics_count_requests_by_route_method_and_status(service):

@@ -11,26 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import SLOW, Service
-
-
-def wait_for(pred, timeout=15, what="condition"):
-    deadline = time.monotonic() + timeout * SLOW
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def metric(text, name, **labels):
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    key = f"{name}{{{want}}}" if labels else name
-    for line in text.splitlines():
-        if line.startswith(key + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+from conftest import SLOW, Service, wait_for, metric
 
 
 class System:

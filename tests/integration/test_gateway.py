@@ -15,28 +15,9 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from conftest import SLOW, Service, Upstream, connect, one_response, read_until_closed
+from conftest import SLOW, Service, Upstream, connect, one_response, read_until_closed, wait_for, metric
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
-
-
-def wait_for(pred, timeout=15, what="condition"):
-    deadline = time.monotonic() + timeout * SLOW
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def metric(text, name, **labels):
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    key = f"{name}{{{want}}}" if labels else name
-    for line in text.splitlines():
-        if line.startswith(key + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def b64(n):

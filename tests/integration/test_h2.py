@@ -16,7 +16,7 @@ import h2.exceptions
 import pytest
 import requests
 
-from conftest import SLOW, Service, binary
+from conftest import SLOW, Service, read_until_closed, tls_args, write_cert
 
 
 class H2:
@@ -221,43 +221,14 @@ def test_too_many_headers_is_431(conn):
 def test_garbage_after_the_preface_gets_goaway(hello):
     with socket.create_connection(("127.0.0.1", hello.port), timeout=5 * SLOW) as s:
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x99\x00\x00\x00\x00\x00junk")
-        data = b""
-        try:
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
+        data = read_until_closed(s)
     assert b"\x07" in data[:200] or data  # a GOAWAY (type 7) or at least SETTINGS
     assert requests.get(f"{hello.url}/hello/after").status_code == 200
 
 
 def test_h2_over_tls_by_alpn(tmp_path):
-    from test_tls import TlsService
-    import datetime
-    import ipaddress
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    svc = TlsService("hello", tmp_path, "--workers", "1")
+    write_cert(tmp_path)
+    svc = Service("hello", *tls_args(tmp_path), "--workers", "1")
     try:
         ctx = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
         ctx.set_alpn_protocols(["h2", "http/1.1"])

@@ -10,7 +10,7 @@ import consul
 import pytest
 import requests
 
-from conftest import SLOW, Service
+from conftest import SLOW, Service, wait_for
 
 
 @pytest.fixture
@@ -23,16 +23,6 @@ def registry(tmp_path):
 
 def client(reg):
     return consul.Consul(host="127.0.0.1", port=reg.port)
-
-
-def wait_for(pred, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout * SLOW
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def health(reg, name, **params):

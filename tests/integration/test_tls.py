@@ -2,8 +2,6 @@
 (1.2 and 1.3, ALPN h2 and http/1.1) on its port; checked with Python's ssl and
 requests against a certificate made here."""
 
-import datetime
-import ipaddress
 import socket
 import ssl
 import subprocess
@@ -11,71 +9,20 @@ import time
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from conftest import SLOW, Service, binary, parse_responses
+from conftest import SLOW, Service, binary, parse_responses, tls_args, write_cert
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return d
-
-
-class TlsService(Service):
-    """Service prints "listening on https://...": the base class waits for
-    http://, so read the port ourselves."""
-
-    def __init__(self, name, certs, *args, **kw):
-        import os
-        import select
-        import tempfile
-        self.name = name
-        self.logfile = tempfile.NamedTemporaryFile(prefix=f"microc-{name}-", suffix=".log",
-                                                   delete=False)
-        cmd = [binary(name), "--listen", "127.0.0.1:0",
-               "--tls-cert", str(certs / "cert.pem"), "--tls-key", str(certs / "key.pem"),
-               *args]
-        env = dict(os.environ)
-        env.update(kw.get("env") or {})
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.logfile, env=env)
-        line = b""
-        deadline = time.monotonic() + 10 * SLOW
-        while b"\n" not in line and time.monotonic() < deadline:
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if r:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
-        text = line.decode()
-        assert text.startswith("listening on https://"), (text, self.log_text())
-        self.port = int(text.strip().rsplit(":", 1)[1])
-        self.host = "127.0.0.1"
-        self.url = f"https://127.0.0.1:{self.port}"
+    return write_cert(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
 def hello_tls(certs):
-    s = TlsService("hello", certs, "--workers", "2", "--header-timeout", "2s")
+    s = Service("hello", *tls_args(certs), "--workers", "2", "--header-timeout", "2s")
     yield s
     s.check_clean_exit()
 
@@ -220,8 +167,8 @@ def test_gateway_terminates_tls_and_says_https_upstream(certs, tmp_path):
             "Check": {"TTL": "1h", "Status": "passing"}}).raise_for_status()
         routes = tmp_path / "routes.yaml"
         routes.write_text("routes:\n  - {prefix: /, service: raw, auth: public}\n")
-        gw = TlsService("microc-gateway", certs, "--routes", str(routes),
-                        "--registry", reg.url, "--workers", "1")
+        gw = Service("microc-gateway", *tls_args(certs), "--routes", str(routes),
+                     "--registry", reg.url, "--workers", "1")
         try:
             r = requests.get(f"{gw.url}/headers", verify=str(certs / "cert.pem"))
             assert r.status_code == 200, r.text
