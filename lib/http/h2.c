@@ -50,10 +50,7 @@ struct mc__h2 {
   uint32_t running;
   bool in_recv;
   bool goaway;
-  /* the plain-TCP writer (TLS has its own) */
-  mc_buf queue, inflight;
-  uv_write_t wreq;
-  bool writing;
+  mc_buf plain; /* frames gathered for one TLS write */
 };
 
 static void flush(mc__h2 *h);
@@ -487,8 +484,7 @@ int mc__h2_start(mc__conn *c) {
   if (!h)
     return MC_ENOMEM;
   h->c = c;
-  mc_buf_init(&h->queue, 0);
-  mc_buf_init(&h->inflight, 0);
+  mc_buf_init(&h->plain, 0);
   nghttp2_session_callbacks *cbs;
   if (nghttp2_session_callbacks_new(&cbs) != 0) {
     free(h);
@@ -532,8 +528,7 @@ void mc__h2_free(mc__conn *c) {
   while (h->streams)
     stream_free(h->streams);
   nghttp2_session_del(h->s);
-  mc_buf_free(&h->queue);
-  mc_buf_free(&h->inflight);
+  mc_buf_free(&h->plain);
   free(h);
   c->h2 = NULL;
 }
@@ -542,34 +537,18 @@ uint32_t mc__h2_running(const mc__conn *c) {
   return c->h2 ? c->h2->running : 0;
 }
 
-static void on_write(uv_write_t *w, int status) {
-  mc__conn *c = w->data;
-  mc__h2 *h = c->h2;
-  h->writing = false;
-  mc_buf_reset(&h->inflight);
-  if (c->state == C_CLOSED)
-    return;
-  if (status < 0) {
-    mc__conn_abort(c);
-    return;
-  }
-  flush(h);
-}
-
 static void maybe_close(mc__h2 *h) {
   if (!nghttp2_session_want_read(h->s) && !nghttp2_session_want_write(h->s) &&
-      !h->writing && !h->queue.len && !mc__tls_busy(h->c))
+      !mc__out_pending(h->c) && !mc__tls_busy(h->c))
     mc__conn_abort(h->c);
 }
 
-/* Serializes what nghttp2 has to send and writes it. */
+/* Serializes what nghttp2 has to send into the out-queue (through TLS when
+ * it is on) and writes it. Past 256 KiB waiting for the socket it stops;
+ * mc__h2_drained comes back for the rest. */
 static void flush(mc__h2 *h) {
   mc__conn *c = h->c;
-  if (c->state == C_CLOSED)
-    return;
-  for (;;) {
-    if (!c->tls && h->writing && h->queue.len >= 256 * 1024)
-      return; /* on_write comes back for the rest */
+  while (c->state != C_CLOSED && mc__out_pending(c) < 256 * 1024) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(h->s, &p);
     if (n < 0) {
@@ -578,57 +557,39 @@ static void flush(mc__h2 *h) {
     }
     if (n == 0)
       break;
-    if (mc_buf_append(&h->queue, p, (size_t)n) != 0) {
+    /* under TLS, frames are gathered first: one record for many */
+    int err = c->tls ? mc_buf_append(&h->plain, p, (size_t)n)
+                     : mc__out_append(c, p, (size_t)n);
+    if (err) {
       mc__conn_abort(c);
       return;
     }
-    if (h->queue.len >= 64 * 1024 && !h->writing)
+    if (c->tls && h->plain.len >= 64 * 1024)
       break;
   }
-  if (c->tls) {
-    if (h->queue.len) {
-      int err = mc__tls_send_raw(c, h->queue.ptr, h->queue.len);
-      mc_buf_reset(&h->queue);
-      if (err) {
-        mc__conn_abort(c);
-        return;
-      }
-      if (nghttp2_session_want_write(h->s)) {
-        flush(h);
-        return;
-      }
-    }
-    maybe_close(h);
+  if (c->state == C_CLOSED)
     return;
-  }
-  if (!h->writing && h->queue.len) {
-    uv_buf_t b = uv_buf_init(h->queue.ptr, (unsigned)h->queue.len);
-    int k = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (k < 0 && k != UV_EAGAIN) {
+  if (h->plain.len) {
+    int err = mc__tls_send_raw(c, h->plain.ptr, h->plain.len);
+    mc_buf_reset(&h->plain);
+    if (err) {
       mc__conn_abort(c);
       return;
     }
-    if (k > 0)
-      mc_buf_consume(&h->queue, (size_t)k);
-    if (h->queue.len) {
-      mc_buf tmp = h->inflight;
-      h->inflight = h->queue;
-      h->queue = tmp;
-      mc_buf_reset(&h->queue);
-      h->writing = true;
-      h->wreq.data = c;
-      b = uv_buf_init(h->inflight.ptr, (unsigned)h->inflight.len);
-      if (uv_write(&h->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-        h->writing = false;
-        mc__conn_abort(c);
-        return;
-      }
-    } else if (nghttp2_session_want_write(h->s)) {
-      flush(h);
+    if (c->state == C_CLOSED)
+      return;
+    if (nghttp2_session_want_write(h->s) && mc__out_pending(c) < 256 * 1024) {
+      flush(h); /* stopped at 64 KiB of frames: the rest */
       return;
     }
   }
-  maybe_close(h);
+  mc__out_flush(c);
+  if (c->state != C_CLOSED)
+    maybe_close(h);
+}
+
+void mc__h2_drained(mc__conn *c) {
+  flush(c->h2);
 }
 
 void mc__h2_feed(mc__conn *c, const char *data, size_t len) {

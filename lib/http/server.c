@@ -160,6 +160,8 @@ static void conn_free_if_done(mc__conn *c) {
     return;
   mc__h2_free(c);
   mc__tls_conn_free(c);
+  mc_buf_free(&c->oq);
+  mc_buf_free(&c->oq_inflight);
   mc__h1_reader_free(&c->rd);
   mc_arena_free(c->arena);
   mc_buf_free(&c->pending);
@@ -170,6 +172,62 @@ static void conn_free_if_done(mc__conn *c) {
 
 void mc__conn_free_if_done(mc__conn *c) {
   conn_free_if_done(c);
+}
+
+/* ---- the out-queue ------------------------------------------------------ */
+
+int mc__out_append(mc__conn *c, const void *p, size_t n) {
+  return mc_buf_append(&c->oq, p, n);
+}
+
+size_t mc__out_pending(const mc__conn *c) {
+  return c->oq.len + c->oq_inflight.len;
+}
+
+static void on_out_write(uv_write_t *w, int status) {
+  mc__conn *c = w->data;
+  c->oq_writing = false;
+  mc_buf_reset(&c->oq_inflight);
+  if (c->state == C_CLOSED)
+    return;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  mc__out_flush(c);
+  if (c->state == C_CLOSED || mc__out_pending(c))
+    return;
+  if (c->tls)
+    mc__tls_drained(c);
+  if (c->h2 && c->state != C_CLOSED)
+    mc__h2_drained(c);
+}
+
+void mc__out_flush(mc__conn *c) {
+  if (c->oq_writing || !c->oq.len || c->state == C_CLOSED)
+    return;
+  uv_buf_t b = uv_buf_init(c->oq.ptr, (unsigned)c->oq.len);
+  int k = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (k < 0 && k != UV_EAGAIN) {
+    conn_close(c);
+    return;
+  }
+  if (k > 0)
+    mc_buf_consume(&c->oq, (size_t)k);
+  if (!c->oq.len)
+    return;
+  /* the socket is full: the rest goes from the other buffer */
+  mc_buf tmp = c->oq_inflight;
+  c->oq_inflight = c->oq;
+  c->oq = tmp;
+  mc_buf_reset(&c->oq);
+  c->oq_writing = true;
+  c->oq_wreq.data = c;
+  b = uv_buf_init(c->oq_inflight.ptr, (unsigned)c->oq_inflight.len);
+  if (uv_write(&c->oq_wreq, (uv_stream_t *)&c->tcp, &b, 1, on_out_write)) {
+    c->oq_writing = false;
+    conn_close(c);
+  }
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -591,6 +649,8 @@ static void conn_new(mc__worker *w, int fd) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   mc_buf_init(&c->pending, 0);
+  mc_buf_init(&c->oq, 0);
+  mc_buf_init(&c->oq_inflight, 0);
   mc_buf_init(&c->out, 0);
   mc_buf_init(&c->res_body, MC__RES_BODY_LIMIT);
   mc__req_init(c);

@@ -86,8 +86,14 @@ struct mc__conn {
   uint64_t timer_at;       /* loop ms the timer fires at; 0: not armed */
   int open_handles;
   bool reading, fiber_running, close_after, driving, again;
-  mc__tls *tls;    /* NULL: plain TCP */
-  mc__h2 *h2;      /* NULL: HTTP/1.x */
+  mc__tls *tls; /* NULL: plain TCP */
+  mc__h2 *h2;   /* NULL: HTTP/1.x */
+  /* bytes for the socket outside the HTTP/1 answer path (TLS records,
+   * HTTP/2 frames): a queue, and a buffer of its own for what libuv is
+   * writing, so a write under way never sees its memory move */
+  mc_buf oq, oq_inflight;
+  uv_write_t oq_wreq;
+  bool oq_writing;
   uint32_t served; /* requests dispatched on this connection */
   char peer[46];   /* the client's address, once asked for */
   uint8_t peer_len;
@@ -105,6 +111,15 @@ void mc__conn_abort(mc__conn *c);
 void mc__conn_h2_state(mc__conn *c);
 
 void mc__conn_free_if_done(mc__conn *c);
+/* The out-queue: mc__out_append adds bytes, mc__out_flush writes what it
+ * can now and the rest through libuv (closing the connection on a write
+ * error); when a write libuv took finishes and nothing is left,
+ * mc__tls_drained and mc__h2_drained are told. */
+int mc__out_append(mc__conn *c, const void *p, size_t n);
+void mc__out_flush(mc__conn *c);
+size_t mc__out_pending(const mc__conn *c);
+void mc__tls_drained(mc__conn *c);
+void mc__h2_drained(mc__conn *c);
 
 /* h2.c */
 /* Turns the connection to HTTP/2 (after the ALPN h2 or the h2c preface). */

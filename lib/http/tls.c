@@ -17,11 +17,7 @@
 struct mc__tls {
   SSL *ssl;
   BIO *rbio, *wbio; /* owned by ssl */
-  mc_buf queue;     /* ciphertext waiting for the socket */
-  mc_buf inflight;  /* ciphertext libuv is writing */
-  uv_write_t wreq;
-  bool writing;
-  bool after; /* call mc__conn_written once everything queued has left */
+  bool after;       /* call mc__conn_written once everything queued has left */
   bool handshaken;
   bool seen_bytes;
 };
@@ -107,8 +103,6 @@ int mc__tls_conn_new(mc__conn *c, SSL_CTX *ctx) {
   }
   SSL_set_bio(t->ssl, t->rbio, t->wbio);
   SSL_set_accept_state(t->ssl);
-  mc_buf_init(&t->queue, 0);
-  mc_buf_init(&t->inflight, 0);
   c->tls = t;
   return 0;
 }
@@ -118,74 +112,37 @@ void mc__tls_conn_free(mc__conn *c) {
   if (!t)
     return;
   SSL_free(t->ssl);
-  mc_buf_free(&t->queue);
-  mc_buf_free(&t->inflight);
   free(t);
   c->tls = NULL;
 }
 
-static void flush(mc__conn *c);
-
-static void on_write(uv_write_t *w, int status) {
-  mc__conn *c = w->data;
+/* Once nothing is left to send, an answer waiting for that has left. */
+void mc__tls_drained(mc__conn *c) {
   mc__tls *t = c->tls;
-  t->writing = false;
-  mc_buf_reset(&t->inflight);
-  if (c->state == C_CLOSED)
-    return;
-  if (status < 0) {
-    mc__conn_abort(c);
-    return;
-  }
-  flush(c);
-}
-
-/* Sends what the write BIO holds, then, once nothing is left and a
- * response asked for it, tells the connection its answer has left. */
-static void flush(mc__conn *c) {
-  mc__tls *t = c->tls;
-  char chunk[16384];
-  int n;
-  while ((n = BIO_read(t->wbio, chunk, sizeof chunk)) > 0)
-    if (mc_buf_append(&t->queue, chunk, (size_t)n) != 0) {
-      mc__conn_abort(c);
-      return;
-    }
-  if (t->writing)
-    return; /* on_write comes back here */
-  if (t->queue.len) {
-    uv_buf_t b = uv_buf_init(t->queue.ptr, (unsigned)t->queue.len);
-    int k = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (k < 0 && k != UV_EAGAIN) {
-      mc__conn_abort(c);
-      return;
-    }
-    if (k > 0)
-      mc_buf_consume(&t->queue, (size_t)k);
-  }
-  if (t->queue.len) {
-    /* the socket is full: the rest goes from a buffer of its own */
-    mc_buf tmp = t->inflight;
-    t->inflight = t->queue;
-    t->queue = tmp;
-    mc_buf_reset(&t->queue);
-    t->writing = true;
-    t->wreq.data = c;
-    uv_buf_t b = uv_buf_init(t->inflight.ptr, (unsigned)t->inflight.len);
-    if (uv_write(&t->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-      t->writing = false;
-      mc__conn_abort(c);
-    }
-    return;
-  }
-  if (t->after) {
+  if (t->after && !mc__out_pending(c)) {
     t->after = false;
     mc__conn_written(c);
   }
 }
 
+/* Moves what the write BIO holds to the connection's out-queue and sends
+ * it. */
+static void flush(mc__conn *c) {
+  mc__tls *t = c->tls;
+  char chunk[16384];
+  int n;
+  while ((n = BIO_read(t->wbio, chunk, sizeof chunk)) > 0)
+    if (mc__out_append(c, chunk, (size_t)n) != 0) {
+      mc__conn_abort(c);
+      return;
+    }
+  mc__out_flush(c);
+  if (c->state != C_CLOSED)
+    mc__tls_drained(c);
+}
+
 bool mc__tls_busy(const mc__conn *c) {
-  return c->tls && (c->tls->writing || c->tls->after);
+  return c->tls && (mc__out_pending(c) || c->tls->after);
 }
 
 int mc__tls_read(mc__conn *c, const char *data, size_t len) {
