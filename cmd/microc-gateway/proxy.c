@@ -250,15 +250,8 @@ static const mc_slice answer_dropped_names[] = {
     MC_LIT("date"),       MC_LIT("server"),         MC_LIT("x-request-id"),
     MC_LIT("traceparent")};
 
-static bool in_list(mc_slice name, const mc_slice *list, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (name.len == list[i].len && mc_slice_eq_nocase(name, list[i]))
-      return true;
-  return false;
-}
-
 static bool dropped(mc_slice name, const gw_config *c) {
-  return in_list(name, request_dropped, MC_COUNT(request_dropped)) ||
+  return mc_slice_in_nocase(name, request_dropped, MC_COUNT(request_dropped)) ||
          mc_slice_eq_nocase(name, c->subject_hdr) ||
          mc_slice_eq_nocase(name, c->scopes_hdr);
 }
@@ -280,7 +273,8 @@ static bool named_by_connection(mc_slice conn, mc_slice name) {
 }
 
 static bool answer_dropped(mc_slice name) {
-  return in_list(name, answer_dropped_names, MC_COUNT(answer_dropped_names));
+  return mc_slice_in_nocase(name, answer_dropped_names,
+                            MC_COUNT(answer_dropped_names));
 }
 
 /* The path the service gets: the rewrite in place of the prefix, and the

@@ -75,6 +75,9 @@ MC_EXTERN bool mc_slice_eq(mc_slice a, mc_slice b);
 /* ASCII case-insensitive comparison, as header names want. */
 MC_EXTERN bool mc_slice_eq_nocase(mc_slice a, mc_slice b);
 MC_EXTERN bool mc_slice_starts_with(mc_slice s, mc_slice prefix);
+/* Whether s equals one of list[0..n) ignoring ASCII case (a header name
+ * against a set of them). */
+MC_EXTERN bool mc_slice_in_nocase(mc_slice s, const mc_slice *list, size_t n);
 /* Whether s holds no control character: no byte below 0x20 but horizontal
  * tab, and no DEL (0x7F). What an HTTP field value may hold. */
 MC_EXTERN bool mc_slice_is_field_value(mc_slice s);

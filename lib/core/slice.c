@@ -72,6 +72,13 @@ bool mc_slice_is_field_value(mc_slice s) {
   return true;
 }
 
+bool mc_slice_in_nocase(mc_slice s, const mc_slice *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s.len == list[i].len && mc_slice_eq_nocase(s, list[i]))
+      return true;
+  return false;
+}
+
 bool mc_slice_starts_with(mc_slice s, mc_slice prefix) {
   return s.len >= prefix.len &&
          (prefix.len == 0 || memcmp(s.ptr, prefix.ptr, prefix.len) == 0);

@@ -851,9 +851,8 @@ static bool h2_forbidden(mc_slice n, mc_slice v) {
       MC_LIT("proxy-connection"), MC_LIT("transfer-encoding"),
       MC_LIT("upgrade"),          MC_LIT("host"),
       MC_LIT("content-length")};
-  for (size_t i = 0; i < COUNT(names); i++)
-    if (mc_slice_eq_nocase(n, names[i]))
-      return true;
+  if (mc_slice_in_nocase(n, names, COUNT(names)))
+    return true;
   /* TE: only "trailers" may cross in HTTP/2 (RFC 9113 §8.2.2) */
   return mc_slice_eq_nocase(n, MC_LIT("te")) &&
          !mc_slice_eq_nocase(v, MC_LIT("trailers"));

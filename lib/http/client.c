@@ -396,10 +396,7 @@ static bool reserved_header(mc_slice name) {
       MC_LIT("host"),       MC_LIT("content-length"),
       MC_LIT("connection"), MC_LIT("transfer-encoding"),
       MC_LIT("keep-alive"), MC_LIT("upgrade")};
-  for (size_t i = 0; i < MC_COUNT(names); i++)
-    if (name.len == names[i].len && mc_slice_eq_nocase(name, names[i]))
-      return true;
-  return false;
+  return mc_slice_in_nocase(name, names, MC_COUNT(names));
 }
 
 static bool has_header(const mc_http_request *r, mc_slice name) {

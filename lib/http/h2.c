@@ -161,13 +161,11 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf,
 }
 
 static bool connection_specific(mc_slice name) {
-  static const char *const names[] = {"connection",       "keep-alive",
-                                      "proxy-connection", "transfer-encoding",
-                                      "upgrade",          "content-length"};
-  for (size_t i = 0; i < MC_COUNT(names); i++)
-    if (mc_slice_eq_nocase(name, mc_slice_cstr(names[i])))
-      return true;
-  return false;
+  static const mc_slice names[] = {
+      MC_LIT("connection"),       MC_LIT("keep-alive"),
+      MC_LIT("proxy-connection"), MC_LIT("transfer-encoding"),
+      MC_LIT("upgrade"),          MC_LIT("content-length")};
+  return mc_slice_in_nocase(name, names, MC_COUNT(names));
 }
 
 static nghttp2_nv nv(mc_slice name, mc_slice value) {

@@ -75,3 +75,11 @@ Test(slice, nocase_matches_the_byte_rule) {
   cr_assert(!mc_slice_eq_nocase(MC_LIT("ab"), MC_LIT("abc")));
   cr_assert(mc_slice_eq_nocase(MC_LIT(""), MC_LIT("")));
 }
+
+Test(slice, in_nocase) {
+  static const mc_slice names[] = {MC_LIT("te"), MC_LIT("connection")};
+  cr_assert(mc_slice_in_nocase(MC_LIT("Connection"), names, 2));
+  cr_assert(mc_slice_in_nocase(MC_LIT("TE"), names, 2));
+  cr_assert_not(mc_slice_in_nocase(MC_LIT("tee"), names, 2));
+  cr_assert_not(mc_slice_in_nocase(MC_LIT("te"), names, 0));
+}
