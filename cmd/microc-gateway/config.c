@@ -143,11 +143,19 @@ static bool token_ok(const char *s) {
   return true;
 }
 
-#define FOREACH_PAIR(p, map, k, v)                                             \
+static const char *key_text(const yaml_node_t *k) {
+  const char *s = scalar(k);
+  return s ? s : "";
+}
+
+/* Walks a mapping: key is each key's text ("" for one that is not a
+ * scalar), k its node (for the line in messages), v the value's node. */
+#define FOREACH_PAIR(p, map, key, k, v)                                        \
   for (yaml_node_pair_t *pr_ = (map)->data.mapping.pairs.start;                \
        pr_ < (map)->data.mapping.pairs.top &&                                  \
        ((k) = yaml_document_get_node((p)->doc, pr_->key),                      \
-       (v) = yaml_document_get_node((p)->doc, pr_->value), 1);                 \
+       (v) = yaml_document_get_node((p)->doc, pr_->value),                     \
+       (key) = key_text(k), 1);                                                \
        pr_++)
 
 static bool is_map(parse *p, const yaml_node_t *n, const char *what) {
@@ -163,11 +171,9 @@ static void parse_cors(parse *p, const yaml_node_t *n, gw_cors *c) {
   c->on = true;
   c->methods = "GET, HEAD, PUT, PATCH, POST, DELETE";
   c->max_age_s = 600;
+  const char *key;
   yaml_node_t *k, *v;
-  FOREACH_PAIR(p, n, k, v) {
-    const char *key = scalar(k);
-    if (!key)
-      key = "";
+  FOREACH_PAIR(p, n, key, k, v) {
     if (!strcmp(key, "origins")) {
       c->origins = get_list(p, v, "cors.origins", &c->norigins);
       for (size_t i = 0; c->origins && i < c->norigins; i++)
@@ -209,11 +215,9 @@ static void parse_cors(parse *p, const yaml_node_t *n, gw_cors *c) {
 static void parse_rate(parse *p, const yaml_node_t *n, gw_route *r) {
   if (!is_map(p, n, "rate_limit"))
     return;
+  const char *key;
   yaml_node_t *k, *v;
-  FOREACH_PAIR(p, n, k, v) {
-    const char *key = scalar(k);
-    if (!key)
-      key = "";
+  FOREACH_PAIR(p, n, key, k, v) {
     if (!strcmp(key, "rps"))
       r->rate = get_number(p, v, "rate_limit.rps", 0.001, 1e9);
     else if (!strcmp(key, "burst"))
@@ -245,15 +249,14 @@ static void parse_route(parse *p, const yaml_node_t *n, gw_route *r) {
   r->timeout_ms = p->c->default_timeout_ms;
   r->max_body = p->c->default_max_body;
   const yaml_node_t *rate = NULL, *auth_node = NULL;
+  const char *key;
   yaml_node_t *k, *v;
-  FOREACH_PAIR(p, n, k, v) {
-    const char *key = scalar(k);
-    if (!key)
-      key = "";
+  FOREACH_PAIR(p, n, key, k, v) {
     if (!strcmp(key, "name")) {
       r->name = get_str(p, v, "name");
     } else if (!strcmp(key, "prefix")) {
       r->prefix = get_str(p, v, "prefix");
+      r->prefix_len = strlen(r->prefix);
       if (r->prefix[0] != '/')
         failf(p, v, "prefix: must start with /");
     } else if (!strcmp(key, "host")) {
@@ -339,11 +342,9 @@ static void parse_jwt(parse *p, const yaml_node_t *n) {
   gw_jwt_conf *j = &p->c->jwt;
   if (!is_map(p, n, "jwt"))
     return;
+  const char *key;
   yaml_node_t *k, *v;
-  FOREACH_PAIR(p, n, k, v) {
-    const char *key = scalar(k);
-    if (!key)
-      key = "";
+  FOREACH_PAIR(p, n, key, k, v) {
     if (!strcmp(key, "secret_env"))
       j->secret_env = get_str(p, v, "jwt.secret_env");
     else if (!strcmp(key, "jwks_file"))
@@ -377,17 +378,12 @@ static int load_jwks(parse *p, const yaml_node_t *where) {
              j->jwks_file);
   else
     snprintf(path, sizeof path, "%s", j->jwks_file);
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return failf(p, where, "jwt.jwks_file: cannot open %s", path), MC_EINVAL;
   mc_buf b;
-  mc_buf_init(&b, 1 << 20);
-  char chunk[4096];
-  size_t got;
-  int rc = 0;
-  while (!rc && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-    rc = mc_buf_append(&b, chunk, got);
-  fclose(f);
+  int rc = gw_read_file(path, 1 << 20, &b);
+  if (rc == MC_EIO) {
+    mc_buf_free(&b);
+    return failf(p, where, "jwt.jwks_file: cannot open %s", path), MC_EINVAL;
+  }
   char err[256] = "";
   if (!rc)
     rc = gw_jwks_parse(mc_buf_slice(&b), &j->jwks, err, sizeof err);
@@ -395,6 +391,22 @@ static int load_jwks(parse *p, const yaml_node_t *where) {
   if (rc)
     failf(p, where, "jwt.jwks_file %s: %s", path,
           err[0] ? err : mc_strerror(rc));
+  return rc;
+}
+
+int gw_read_file(const char *path, size_t cap, mc_buf *out) {
+  mc_buf_init(out, cap);
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return MC_EIO;
+  char chunk[8192];
+  size_t got;
+  int rc = 0;
+  while (!rc && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+    rc = mc_buf_append(out, chunk, got);
+  if (!rc && ferror(f))
+    rc = MC_EIO;
+  fclose(f);
   return rc;
 }
 
@@ -409,11 +421,9 @@ static void parse_root(parse *p, const yaml_node_t *root) {
     return;
   }
   const yaml_node_t *routes = NULL, *jwt = NULL;
+  const char *key;
   yaml_node_t *k, *v;
-  FOREACH_PAIR(p, root, k, v) {
-    const char *key = scalar(k);
-    if (!key)
-      key = "";
+  FOREACH_PAIR(p, root, key, k, v) {
     if (!strcmp(key, "routes"))
       routes = v;
     else if (!strcmp(key, "jwt"))
@@ -562,7 +572,7 @@ const gw_route *gw_route_match(const gw_config *c, mc_slice method,
   size_t best_len = 0;
   for (size_t i = 0; i < c->nroutes; i++) {
     const gw_route *r = &c->routes[i];
-    size_t len = strlen(r->prefix);
+    size_t len = r->prefix_len;
     if (!mc_slice_starts_with(path, (mc_slice){r->prefix, len}) ||
         !host_fits(r, host) || !method_fits(r, method))
       continue;
@@ -579,7 +589,7 @@ const gw_route *gw_route_match(const gw_config *c, mc_slice method,
 bool gw_route_path_known(const gw_config *c, mc_slice path, mc_slice host) {
   for (size_t i = 0; i < c->nroutes; i++) {
     const gw_route *r = &c->routes[i];
-    if (mc_slice_starts_with(path, mc_slice_cstr(r->prefix)) &&
+    if (mc_slice_starts_with(path, (mc_slice){r->prefix, r->prefix_len}) &&
         host_fits(r, host))
       return true;
   }

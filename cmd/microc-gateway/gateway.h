@@ -36,7 +36,8 @@ typedef struct gw_cors {
 typedef struct gw_route {
   const char *name;   /* for metrics and logs: "name" or the prefix */
   const char *prefix; /* matched against the raw path, as a string prefix */
-  const char *host;   /* matched against Host without its port; NULL: any */
+  size_t prefix_len;
+  const char *host; /* matched against Host without its port; NULL: any */
   const char **methods;
   size_t nmethods; /* 0: any */
   const char *service;
@@ -90,6 +91,10 @@ int gw_config_parse(mc_slice yaml, const char *path,
                     const char *(*getenv_fn)(const char *name), gw_config **out,
                     char *err, size_t errcap);
 void gw_config_free(gw_config *c);
+/* Reads a whole file into out (initialized here; the caller frees it),
+ * refusing one over cap bytes. MC_EIO (cannot open), MC_ETOOBIG,
+ * MC_ENOMEM. */
+int gw_read_file(const char *path, size_t cap, mc_buf *out);
 /* The route for a request: the longest prefix among those whose method
  * and host fit; NULL when none does. */
 const gw_route *gw_route_match(const gw_config *c, mc_slice method,

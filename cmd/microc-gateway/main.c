@@ -75,22 +75,14 @@ static int attach_stats(gw_config *c) {
 /* Reads and parses the route file; on success the new config is in
  * force. */
 static int load(char *err, size_t errcap) {
-  FILE *f = fopen(routes_file, "rb");
-  if (!f) {
-    snprintf(err, errcap, "cannot open %s", routes_file);
-    return MC_EIO;
-  }
   mc_buf b;
-  mc_buf_init(&b, 16u << 20);
-  char chunk[8192];
-  size_t got;
-  int rc = 0;
-  while (!rc && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-    rc = mc_buf_append(&b, chunk, got);
-  fclose(f);
+  int rc = gw_read_file(routes_file, 16u << 20, &b);
   if (rc) {
     mc_buf_free(&b);
-    snprintf(err, errcap, "%s: %s", routes_file, mc_strerror(rc));
+    if (rc == MC_EIO)
+      snprintf(err, errcap, "cannot open %s", routes_file);
+    else
+      snprintf(err, errcap, "%s: %s", routes_file, mc_strerror(rc));
     return rc;
   }
   gw_config *c;

@@ -105,13 +105,17 @@ static int refuse(mc_req *req, int status, const char *fmt, ...) {
   return mc_res_send(req, 200, MC_LIT("application/grpc"), MC_LIT(""));
 }
 
-/* Decided from the head, before the body is read. */
+static const char route_key; /* mc_req_local slot of the matched route */
+
+/* Decided from the head, before the body is read. The route found is kept
+ * for the handler, which would otherwise look for it again. */
 static size_t body_limit(mc_req *req) {
   gw_config *c = req_config(req);
   if (!c)
     return 0;
   const gw_route *r = gw_route_match(c, mc_req_method(req), mc_req_path(req),
                                      header(req, "host"));
+  mc_req_set_local(req, &route_key, (void *)r);
   return r ? r->max_body : c->default_max_body;
 }
 
@@ -283,7 +287,7 @@ static const char *upstream_target(mc_req *req, const gw_route *r) {
   mc_slice path = mc_req_path(req), q = mc_req_query_string(req);
   mc_slice rest = path, base = {"", 0};
   if (r->rewrite) {
-    size_t plen = strlen(r->prefix);
+    size_t plen = r->prefix_len;
     rest = (mc_slice){path.ptr + plen, path.len - plen};
     base = mc_slice_cstr(r->rewrite);
     if (base.len && base.ptr[base.len - 1] == '/' && rest.len &&
@@ -436,8 +440,10 @@ static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
   mc_slice acrm = header(req, "access-control-request-method");
   bool is_preflight =
       mc_slice_eq(method, MC_LIT("OPTIONS")) && origin.len && acrm.len;
-  const gw_route *r =
-      gw_route_match(c, is_preflight ? acrm : method, path, host);
+  const gw_route *r = is_preflight ? gw_route_match(c, acrm, path, host)
+                                   : mc_req_local(req, &route_key);
+  if (!r && !is_preflight) /* none, or not looked for yet */
+    r = gw_route_match(c, method, path, host);
   *rp = r;
   if (r)
     mc_req_set_label(req, r->name);
