@@ -685,6 +685,25 @@ static int session_new(call *c) {
         NGHTTP2_NV_FLAG_NONE                                                   \
   }
 
+/* Sends the request (c->body after the headers, when has_body) and waits
+ * for the exchange to end. */
+static int submit_and_wait(call *c, const nghttp2_nv *nva, size_t n,
+                           bool has_body, uint64_t deadline) {
+  nghttp2_data_provider body = {.source.ptr = c, .read_callback = read_body};
+  c->stream_id =
+      nghttp2_submit_request(c->h2, NULL, nva, n, has_body ? &body : NULL, c);
+  if (c->stream_id < 0)
+    return c->stream_id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
+  int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (err && err != UV_EALREADY) /* a pooled connection reads already */
+    return from_uv(err);
+  flush_out(c);
+  int result;
+  if (decided(c, &result))
+    return result;
+  return call_wait(c, deadline);
+}
+
 static int exchange(call *c, const mc__grpc_unary_req *req, uint64_t deadline) {
   c->phase = P_EXCHANGE;
   uint8_t prefix[MC_GRPC_PREFIX_LEN];
@@ -715,19 +734,7 @@ static int exchange(call *c, const mc__grpc_unary_req *req, uint64_t deadline) {
       NV("grpc-timeout", timeout, tlen),
       NV("user-agent", ua, sizeof ua - 1),
   };
-  nghttp2_data_provider body = {.source.ptr = c, .read_callback = read_body};
-  c->stream_id = nghttp2_submit_request(c->h2, NULL, nva, COUNT(nva), &body, c);
-  if (c->stream_id < 0)
-    return c->stream_id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
-
-  err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-  if (err)
-    return from_uv(err);
-  flush_out(c);
-  int result;
-  if (decided(c, &result))
-    return result;
-  return call_wait(c, deadline);
+  return submit_and_wait(c, nva, COUNT(nva), true, deadline);
 }
 
 /* The exchange ended with the server's END_STREAM: is it gRPC, and how
@@ -786,6 +793,20 @@ static void put_text(mc__grpc_unary_res *res, const char *s) {
     mc__grpc_text_copy(mc_slice_cstr(s ? s : ""), res->text, res->text_cap);
 }
 
+/* When a call must end: its timeout (0: the default) or the fiber's
+ * deadline, whichever comes first. */
+static uint64_t call_deadline(uint64_t timeout_ms) {
+  uint64_t now = mc_now_ns();
+  uint64_t deadline =
+      now + (timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS) * 1000000u;
+  if (deadline < now) /* a timeout too large to add */
+    deadline = UINT64_MAX;
+  uint64_t fd = mc_deadline();
+  if (fd && fd < deadline)
+    deadline = fd;
+  return deadline;
+}
+
 int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res) {
   res->grpc_status = -1;
   mc_buf_init(&res->reply, 0);
@@ -805,14 +826,7 @@ int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res) {
     put_text(res, "bad host, port or path");
     return MC_EINVAL;
   }
-  uint64_t now = mc_now_ns();
-  uint64_t deadline =
-      now + (req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS) * 1000000u;
-  if (deadline < now) /* a timeout too large to add */
-    deadline = UINT64_MAX;
-  uint64_t fd = mc_deadline();
-  if (fd && fd < deadline)
-    deadline = fd;
+  uint64_t deadline = call_deadline(req->timeout_ms);
 
   call *c = call_new(loop, req->max_response ? req->max_response
                                              : DEFAULT_MAX_RESPONSE);
@@ -900,19 +914,7 @@ static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
     nva[k++] = (nghttp2_nv){(uint8_t *)lower, (uint8_t *)v.ptr, n.len, v.len,
                             NGHTTP2_NV_FLAG_NONE};
   }
-  nghttp2_data_provider body = {.source.ptr = c, .read_callback = read_body};
-  c->stream_id = nghttp2_submit_request(c->h2, NULL, nva, k,
-                                        req->body.len ? &body : NULL, c);
-  if (c->stream_id < 0)
-    return c->stream_id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
-  err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-  if (err && err != UV_EALREADY) /* a pooled connection reads already */
-    return from_uv(err);
-  flush_out(c);
-  int result;
-  if (decided(c, &result))
-    return result;
-  return call_wait(c, deadline);
+  return submit_and_wait(c, nva, k, req->body.len > 0, deadline);
 }
 
 /* Connections of raw exchanges are kept, per thread and host:port, for
@@ -1035,14 +1037,7 @@ int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
     snprintf(res->why, sizeof res->why, "bad host, port, method or path");
     return MC_EINVAL;
   }
-  uint64_t now = mc_now_ns();
-  uint64_t deadline =
-      now + (req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS) * 1000000u;
-  if (deadline < now)
-    deadline = UINT64_MAX;
-  uint64_t fd = mc_deadline();
-  if (fd && fd < deadline)
-    deadline = fd;
+  uint64_t deadline = call_deadline(req->timeout_ms);
   char name[256];
   memcpy(name, req->host.ptr, req->host.len);
   name[req->host.len] = 0;
