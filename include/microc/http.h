@@ -57,6 +57,10 @@ typedef struct mc_route {
    * (method, path, headers) before any of the body is read; 0 leaves
    * max_body. A body past it is refused with 413. */
   size_t (*body_limit)(mc_req *req);
+  /* The handler starts as soon as the head is in, and reads the body as it
+   * comes with mc_req_body_read (a proxy, an upload to disk); body models
+   * and mc_req_body_raw are then not available. */
+  bool stream_body;
   const char *summary;
   const char *description;
   const char *tag;
@@ -186,6 +190,15 @@ MC_EXTERN mc_slice mc_req_query_param(mc_req *req, const char *name);
 MC_EXTERN size_t mc_req_query_all(mc_req *req, const char *name, mc_slice *out,
                                   size_t max);
 MC_EXTERN mc_slice mc_req_body_raw(const mc_req *req);
+/* The next piece of the request's body in *chunk, valid until the next
+ * call; an empty piece at the end. On a route with stream_body it waits
+ * (suspending the fiber) for the client to send more; elsewhere the whole
+ * body comes as one piece. Only the request's own fiber may call it.
+ * Returns 0; MC_ETOOBIG (past the body limit), MC_ETIMEDOUT (the client
+ * stalled past --body-timeout), MC_ECLOSED (the client went away or reset
+ * the stream), MC_ECANCELED. After an error the connection closes once
+ * the answer has been sent. */
+MC_EXTERN int mc_req_body_read(mc_req *req, mc_slice *chunk);
 /* Decoded and validated models of the route (NULL when not declared). */
 MC_EXTERN const void *mc_req_params(const mc_req *req);
 MC_EXTERN const void *mc_req_query(const mc_req *req);
@@ -226,6 +239,23 @@ MC_EXTERN int mc_res_header_ref(mc_req *req, mc_slice name, mc_slice value);
  * Trailers travel over HTTP/2 only; an HTTP/1.1 answer leaves them out. */
 MC_EXTERN int mc_res_trailer(mc_req *req, mc_slice name, mc_slice value);
 MC_EXTERN bool mc_res_answered(const mc_req *req);
+
+/* A streamed answer: the head leaves with mc_res_begin (headers added
+ * before it go with it), the body in pieces with mc_res_write, and
+ * mc_res_end finishes it (with the trailers, over HTTP/2). length is the
+ * body's size when known (Content-Length), or -1: HTTP/1.1 then sends it
+ * chunked, and HTTP/1.0 ends it by closing. A writer faster than its
+ * client waits (the fiber suspends) while 256 KiB are queued, up to
+ * --write-timeout. A handler that returns before mc_res_end leaves a
+ * truncated answer: the connection closes (HTTP/1.x) or the stream is
+ * reset (HTTP/2), so the client can tell.
+ * Returns 0; MC_ESTATE (answered already, or not begun); MC_EINVAL (a bad
+ * status, or more bytes than length); MC_ECLOSED (the client went away);
+ * MC_ETIMEDOUT; MC_ECANCELED; MC_ENOMEM. */
+MC_EXTERN int mc_res_begin(mc_req *req, int status, mc_slice content_type,
+                           int64_t length);
+MC_EXTERN int mc_res_write(mc_req *req, mc_slice data);
+MC_EXTERN int mc_res_end(mc_req *req);
 MC_EXTERN int mc_res_status(const mc_req *req);
 
 /* The reason phrase of a status code ("Not Found"); "Unknown" otherwise. */

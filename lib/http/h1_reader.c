@@ -183,6 +183,14 @@ static int on_headers_complete(llhttp_t *p) {
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   mc__h1_reader *r = R(p);
+  if (r->stream) {
+    if (len > r->body_limit - r->body_total || r->body_total > r->body_limit)
+      return fail(r, 413, "request body too large");
+    r->body_total += len;
+    return mc_buf_append(&r->body, at, len) == 0
+               ? 0
+               : fail(r, 413, "request body too large");
+  }
   if (len > r->body_limit - r->body.len || r->body.len > r->body_limit)
     return fail(r, 413, "request body too large");
   if (mc_buf_append(&r->body, at, len) != 0)
@@ -344,6 +352,8 @@ void mc__h1_reader_next(mc__h1_reader *r) {
   r->chunked = false;
   r->expect_continue = false;
   r->body_limit = 0;
+  r->stream = false;
+  r->body_total = 0;
   r->in_message = false;
   r->head_done = false;
   r->method = MC_SLICE_NULL;

@@ -55,6 +55,10 @@ typedef struct mc__h1_reader {
 
   mc_buf body;       /* whole request body, at most body_limit bytes */
   size_t body_limit; /* set by the owner at MC_H1_HEAD; 0 refuses any body */
+  /* streaming: body holds what the owner has not taken yet, and the
+   * limit applies to body_total */
+  bool stream;
+  uint64_t body_total;
 
   int status;         /* MC_H1_ERROR: the status to answer with */
   const char *reason; /* MC_H1_ERROR: why, for the problem detail */

@@ -9,6 +9,7 @@
  * are started after nghttp2_session_mem_recv returns, so a handler that
  * answers at once never runs inside nghttp2. */
 #include <nghttp2/nghttp2.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,10 @@
 #include "microc/log.h"
 
 #define MAX_STREAMS 128
+/* A streamed answer's writer waits while more than STREAM_HIGH bytes of
+ * it are queued, until they are down to STREAM_LOW. */
+#define STREAM_HIGH (256 * 1024)
+#define STREAM_LOW (64 * 1024)
 
 typedef struct stream stream;
 struct stream {
@@ -28,9 +33,13 @@ struct stream {
   mc__h1_reader rd; /* the request head and body, as HTTP/1 keeps them */
   size_t caph, head_bytes;
   mc_req req;
-  mc_buf res_body;
+  mc_buf res_body; /* the answer's body, or what of it waits to be sent */
   size_t res_off;
   size_t body_limit;
+  mc_buf taken;      /* the body's piece the handler holds */
+  size_t unconsumed; /* body bytes not given back to flow control yet */
+  mc_waitq room;     /* a streamed answer's writer, waiting for room */
+  bool deferred;     /* the data provider waits for mc_res_write */
   mc_fiber *fiber;
   bool running;  /* the handler's fiber is alive */
   bool closed;   /* nghttp2 is done with the stream */
@@ -74,7 +83,9 @@ static stream *stream_new(mc__h2 *h, int32_t id) {
   st->rd.body_limit = cfg->max_body;
   mc_buf_init(&st->rd.body, cfg->max_body);
   mc_buf_init(&st->res_body, MC__RES_BODY_LIMIT);
+  mc_buf_init(&st->taken, 0);
   mc_req *req = &st->req;
+  req->taken = &st->taken;
   req->conn = c;
   req->worker = c->w;
   req->app = c->w->srv->app;
@@ -101,6 +112,7 @@ static void stream_free(stream *st) {
   h->nstreams--;
   mc_buf_free(&st->rd.body);
   mc_buf_free(&st->res_body);
+  mc_buf_free(&st->taken);
   mc_arena_free(st->arena); /* runs the request's cleanups too */
   free(st);
 }
@@ -152,6 +164,14 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf,
   if (n)
     memcpy(buf, st->res_body.ptr + st->res_off, n);
   st->res_off += n;
+  if (st->req.streamed && !st->req.ended) { /* more is to come */
+    if (st->res_body.len - st->res_off < STREAM_LOW)
+      mc_waitq_wake_all(&st->room);
+    if (n)
+      return (ssize_t)n;
+    st->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
   if (st->res_off == st->res_body.len) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (st->req.trailers && submit_trailers(st) == 0)
@@ -173,37 +193,35 @@ static nghttp2_nv nv(mc_slice name, mc_slice value) {
                       value.len, NGHTTP2_NV_FLAG_NONE};
 }
 
-/* Submits the stream's answer: status, headers in lower case, body. */
-static void respond(stream *st) {
+/* Submits the stream's head: status, headers in lower case, and, with
+ * provider, a body read from res_body. length: the body's, for
+ * content-length, or -1. MC_ENOMEM after resetting the stream. */
+static int submit_head(stream *st, int64_t length, bool provider) {
   mc_req *req = &st->req;
   mc__worker *w = st->h2->c->w;
-  uint64_t dur = mc_now_ns() - req->start_ns;
-  if (!req->answered)
-    mc_res_problem(req, 500, "the handler returned without answering");
-  int status = req->status;
   mc_arena *a = st->arena;
   size_t n = 0;
   for (mc__res_header *hd = req->headers; hd; hd = hd->next)
     n++;
   nghttp2_nv *nva = mc_arena_alloc(a, (n + 8) * sizeof *nva);
-  char *st_text = mc_arena_sprintf(a, "%d", status);
-  char *len_text = mc_arena_sprintf(a, "%zu", st->res_body.len);
+  char *st_text = mc_arena_sprintf(a, "%d", req->status);
+  char *len_text = mc_arena_sprintf(a, "%lld", (long long)length);
   char *tp = mc_arena_alloc(a, 56);
+  st->answered = true;
   if (!nva || !st_text || !len_text || !tp) {
     nghttp2_submit_rst_stream(st->h2->s, NGHTTP2_FLAG_NONE, st->id,
                               NGHTTP2_INTERNAL_ERROR);
-    st->answered = true;
-    return;
+    return MC_ENOMEM;
   }
   mc__trace_format(&req->trace, tp);
   size_t k = 0;
   nva[k++] = nv(MC_LIT(":status"), mc_slice_cstr(st_text));
   nva[k++] = nv(MC_LIT("server"), MC_LIT("microc"));
   nva[k++] = nv(MC_LIT("date"), (mc_slice){w->date, w->date_len});
-  bool body = mc__status_has_body(status);
-  if (body) {
+  if (mc__status_has_body(req->status)) {
     nva[k++] = nv(MC_LIT("content-type"), req->content_type);
-    nva[k++] = nv(MC_LIT("content-length"), mc_slice_cstr(len_text));
+    if (length >= 0)
+      nva[k++] = nv(MC_LIT("content-length"), mc_slice_cstr(len_text));
   }
   nva[k++] = nv(MC_LIT("x-request-id"),
                 (mc_slice){req->request_id, req->request_id_len});
@@ -221,16 +239,97 @@ static void respond(stream *st) {
     nva[k++] = nv((mc_slice){lower, hd->name.len}, hd->value);
   }
   nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_body};
-  bool send_body = (body && !req->is_head && st->res_body.len) || req->trailers;
-  int rv = nghttp2_submit_response(st->h2->s, st->id, nva, k,
-                                   send_body ? &prd : NULL);
-  st->answered = true;
-  if (rv != 0) {
+  if (nghttp2_submit_response(st->h2->s, st->id, nva, k,
+                              provider ? &prd : NULL) != 0) {
     nghttp2_submit_rst_stream(st->h2->s, NGHTTP2_FLAG_NONE, st->id,
                               NGHTTP2_INTERNAL_ERROR);
-    return;
+    return MC_ENOMEM;
   }
-  mc__req_observe(req, dur);
+  return 0;
+}
+
+/* Submits the answer of a finished handler. */
+static void respond(stream *st) {
+  mc_req *req = &st->req;
+  uint64_t dur = mc_now_ns() - req->start_ns;
+  if (!req->answered)
+    mc_res_problem(req, 500, "the handler returned without answering");
+  bool body = mc__status_has_body(req->status);
+  bool send_body = (body && !req->is_head && st->res_body.len) || req->trailers;
+  if (submit_head(st, body ? (int64_t)st->res_body.len : -1, send_body) == 0)
+    mc__req_observe(req, dur);
+}
+
+/* ---- streamed answers and bodies ---------------------------------------- */
+
+static stream *stream_of(mc_req *req) {
+  return (stream *)(void *)((char *)req - offsetof(stream, req));
+}
+
+/* The data provider may have run dry: wake it and send. */
+static void kick(stream *st) {
+  if (st->deferred && !st->closed) {
+    st->deferred = false;
+    nghttp2_session_resume_data(st->h2->s, st->id);
+  }
+  if (!st->h2->in_recv)
+    flush(st->h2);
+}
+
+int mc__h2_res_begin(mc_req *req) {
+  stream *st = stream_of(req);
+  if (st->closed)
+    return MC_ECLOSED;
+  mc_buf_reset(&st->res_body);
+  st->res_off = 0;
+  bool body = mc__status_has_body(req->status) && !req->is_head;
+  if (!body)
+    req->ended = true; /* nothing follows the head */
+  int err = submit_head(st, body ? req->res_length : -1, body);
+  kick(st);
+  return err;
+}
+
+int mc__h2_res_write(mc_req *req, mc_slice data) {
+  stream *st = stream_of(req);
+  if (st->closed || st->h2->c->state == C_CLOSED)
+    return MC_ECLOSED;
+  if (st->res_off) { /* what was sent makes room */
+    mc_buf_consume(&st->res_body, st->res_off);
+    st->res_off = 0;
+  }
+  if (mc_buf_append_slice(&st->res_body, data) != 0)
+    return MC_ENOMEM;
+  kick(st);
+  uint64_t limit = req->app->cfg.write_timeout_ms;
+  while (!st->closed && st->h2->c->state != C_CLOSED &&
+         st->res_body.len - st->res_off > STREAM_HIGH) {
+    int err = mc_waitq_wait(&st->room, limit ? limit : MC_WAIT_FOREVER);
+    if (err == MC_ETIMEDOUT && !st->closed) /* the client stopped reading */
+      nghttp2_submit_rst_stream(st->h2->s, NGHTTP2_FLAG_NONE, st->id,
+                                NGHTTP2_CANCEL);
+    if (err)
+      return err;
+  }
+  return st->closed || st->h2->c->state == C_CLOSED ? MC_ECLOSED : 0;
+}
+
+int mc__h2_res_end(mc_req *req) {
+  stream *st = stream_of(req);
+  if (st->closed)
+    return MC_ECLOSED;
+  kick(st);
+  return 0;
+}
+
+void mc__h2_body_taken(mc_req *req, size_t n) {
+  stream *st = stream_of(req);
+  if (st->closed || st->h2->c->state == C_CLOSED)
+    return;
+  st->unconsumed -= n < st->unconsumed ? n : st->unconsumed;
+  nghttp2_session_consume(st->h2->s, st->id, n);
+  if (!st->h2->in_recv)
+    flush(st->h2);
 }
 
 static void answer_refused(stream *st) {
@@ -265,7 +364,16 @@ static void on_fiber_exit(void *arg) {
       flush(h);
     return;
   }
-  respond(st);
+  if (st->req.streamed) {
+    if (!st->req.ended) /* cut short: a reset tells the client */
+      nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, st->id,
+                                NGHTTP2_INTERNAL_ERROR);
+    else
+      kick(st);
+    mc__req_observe(&st->req, mc_now_ns() - st->req.start_ns);
+  } else {
+    respond(st);
+  }
   if (!h->in_recv)
     flush(h);
 }
@@ -401,19 +509,40 @@ static void make_ready(mc__h2 *h, stream *st) {
   h->ready = st;
 }
 
+/* The end of a body the handler reads as it comes. */
+static int on_body_end(nghttp2_session *s, const nghttp2_frame *fr, void *ud) {
+  (void)ud;
+  if ((fr->hd.type != NGHTTP2_DATA && fr->hd.type != NGHTTP2_HEADERS) ||
+      !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+  if (st && st->req.stream_in && !st->req.body_done) {
+    st->req.body_done = true;
+    mc_waitq_wake_all(&st->req.body_wait);
+  }
+  return 0;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr,
                          void *ud) {
   mc__h2 *h = ud;
   if (fr->hd.type != NGHTTP2_HEADERS && fr->hd.type != NGHTTP2_DATA)
     return 0;
   stream *st = nghttp2_session_get_stream_user_data(s, fr->hd.stream_id);
+  if (st && st->req.stream_in)
+    return on_body_end(s, fr, ud);
   if (!st || st->running || st->answered)
     return 0;
   if (fr->hd.type == NGHTTP2_HEADERS &&
       fr->headers.cat == NGHTTP2_HCAT_REQUEST) {
     on_head(st);
-    /* a refused request is answered without waiting for its body */
-    if (st->refused && !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    /* a refused request is answered without waiting for its body, and a
+     * route that reads its body as it comes starts at once */
+    const mc__route_entry *e = st->req.match.entry;
+    bool more = !(fr->hd.flags & NGHTTP2_FLAG_END_STREAM);
+    if (more && !st->refused && e && e->route->stream_body)
+      st->req.stream_in = true;
+    if (more && (st->refused || st->req.stream_in)) {
       make_ready(h, st);
       return 0;
     }
@@ -428,7 +557,22 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id,
   (void)flags;
   (void)ud;
   stream *st = nghttp2_session_get_stream_user_data(s, id);
-  if (!st || st->refused || st->answered)
+  if (st && st->req.stream_in && !st->req.body_err) {
+    /* kept until the handler takes it: flow control holds the rest */
+    mc_req *req = &st->req;
+    if (len > st->body_limit - st->rd.body_total)
+      req->body_err = MC_ETOOBIG;
+    else if (mc_buf_append(&st->rd.body, data, len) != 0)
+      req->body_err = MC_ENOMEM;
+    mc_waitq_wake_all(&req->body_wait);
+    if (!req->body_err) {
+      st->rd.body_total += len;
+      st->unconsumed += len;
+      return 0;
+    }
+  }
+  nghttp2_session_consume(s, id, len);
+  if (!st || st->refused || st->answered || st->req.stream_in)
     return 0;
   if (mc_buf_append(&st->rd.body, data, len) != 0) {
     refuse(st, 413, "request body too large");
@@ -462,6 +606,13 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code,
     return 0;
   nghttp2_session_set_stream_user_data(s, id, NULL);
   st->closed = true;
+  if (st->unconsumed) /* a body nobody will read: the connection's window */
+    nghttp2_session_consume_connection(s, st->unconsumed);
+  st->unconsumed = 0;
+  if (st->req.stream_in && !st->req.body_done && !st->req.body_err)
+    st->req.body_err = MC_ECLOSED;
+  mc_waitq_wake_all(&st->req.body_wait);
+  mc_waitq_wake_all(&st->room);
   /* still waiting to start: take it off the list */
   for (stream **p = &h->ready; *p; p = &(*p)->ready_next)
     if (*p == st) {
@@ -499,6 +650,9 @@ int mc__h2_start(mc__conn *c) {
   nghttp2_option_new(&opt);
   /* header blocks past this are refused by nghttp2 before we see them */
   nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+  /* bodies read as they come are given back to flow control as the
+   * handler takes them; others at once */
+  nghttp2_option_set_no_auto_window_update(opt, 1);
   int rv = nghttp2_session_server_new2(&h->s, cbs, h, opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
@@ -546,42 +700,46 @@ static void maybe_close(mc__h2 *h) {
  * mc__h2_drained comes back for the rest. */
 static void flush(mc__h2 *h) {
   mc__conn *c = h->c;
-  while (c->state != C_CLOSED && mc__out_pending(c) < 256 * 1024) {
-    const uint8_t *p;
-    ssize_t n = nghttp2_session_mem_send(h->s, &p);
-    if (n < 0) {
-      mc__conn_abort(c);
-      return;
-    }
-    if (n == 0)
-      break;
-    /* under TLS, frames are gathered first: one record for many */
-    int err = c->tls ? mc_buf_append(&h->plain, p, (size_t)n)
-                     : mc__out_append(c, p, (size_t)n);
-    if (err) {
-      mc__conn_abort(c);
-      return;
-    }
-    if (c->tls && h->plain.len >= 64 * 1024)
-      break;
-  }
-  if (c->state == C_CLOSED)
-    return;
-  if (h->plain.len) {
-    int err = mc__tls_send_raw(c, h->plain.ptr, h->plain.len);
-    mc_buf_reset(&h->plain);
-    if (err) {
-      mc__conn_abort(c);
-      return;
+  bool more = true;
+  while (more && c->state != C_CLOSED) {
+    more = false;
+    while (c->state != C_CLOSED && mc__out_pending(c) < 256 * 1024) {
+      const uint8_t *p;
+      ssize_t n = nghttp2_session_mem_send(h->s, &p);
+      if (n < 0) {
+        mc__conn_abort(c);
+        return;
+      }
+      if (n == 0)
+        break;
+      more = true;
+      /* under TLS, frames are gathered first: one record for many */
+      int err = c->tls ? mc_buf_append(&h->plain, p, (size_t)n)
+                       : mc__out_append(c, p, (size_t)n);
+      if (err) {
+        mc__conn_abort(c);
+        return;
+      }
+      if (c->tls && h->plain.len >= 64 * 1024)
+        break;
     }
     if (c->state == C_CLOSED)
       return;
-    if (nghttp2_session_want_write(h->s) && mc__out_pending(c) < 256 * 1024) {
-      flush(h); /* stopped at 64 KiB of frames: the rest */
-      return;
+    if (h->plain.len) {
+      int err = mc__tls_send_raw(c, h->plain.ptr, h->plain.len);
+      mc_buf_reset(&h->plain);
+      if (err) {
+        mc__conn_abort(c);
+        return;
+      }
+    } else {
+      mc__out_flush(c);
     }
+    /* Stopped by the cap while frames wait: when the socket took it all,
+     * no write completion will come back to ask for the rest. */
+    more = more && c->state != C_CLOSED && mc__out_pending(c) < 256 * 1024 &&
+           nghttp2_session_want_write(h->s);
   }
-  mc__out_flush(c);
   if (c->state != C_CLOSED)
     maybe_close(h);
 }

@@ -168,6 +168,17 @@ struct mc_req {
   mc_buf *body; /* the connection's response body buffer */
   mc__res_header *headers;
   mc__res_header *trailers; /* sent after the body, over HTTP/2 */
+  /* a body read as it comes (mc_route.stream_body) */
+  bool stream_in;     /* the handler runs while the body arrives */
+  bool body_done;     /* its last byte is in */
+  bool body_given;    /* a whole body went out as one piece */
+  int body_err;       /* what ended it early: MC_ETOOBIG, MC_ECLOSED... */
+  mc_buf *taken;      /* the piece mc_req_body_read gave last */
+  mc_waitq body_wait; /* the handler, waiting for more of it */
+  /* an answer sent in pieces (mc_res_begin) */
+  bool streamed, ended, chunked;
+  int64_t res_length; /* -1: not known */
+  uint64_t res_sent;
   mc__local locals[MC__MAX_MIDDLEWARE];
   size_t nlocals;
 };

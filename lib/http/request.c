@@ -73,6 +73,7 @@ void mc__req_init(mc__conn *c) {
   req->arena = c->arena;
   req->rd = &c->rd;
   req->body = &c->res_body;
+  req->taken = &c->body_taken;
 }
 
 void mc__req_reset(mc__conn *c) {
@@ -81,6 +82,9 @@ void mc__req_reset(mc__conn *c) {
   mc_buf_reset(&c->res_body);
   if (c->res_body.cap > 256 * 1024)
     mc_buf_free(&c->res_body); /* do not keep a large answer's memory */
+  mc_buf_reset(&c->body_taken);
+  if (c->body_taken.cap > 256 * 1024)
+    mc_buf_free(&c->body_taken);
   mc__req_init(c);
 }
 
@@ -179,15 +183,11 @@ bool mc__status_has_body(int status) {
   return !(status < 200 || status == 204 || status == 304);
 }
 
-void mc__conn_respond(mc__conn *c) {
+/* The status line and headers of an HTTP/1.x answer, into c->out. length:
+ * the body's (Content-Length), or -1 for chunked, or -2 for none. */
+static void h1_head(mc__conn *c, bool keep, int64_t length) {
   mc_req *req = &c->req;
   mc__worker *w = c->w;
-  uint64_t dur = mc_now_ns() - req->start_ns;
-  if (!req->answered)
-    mc_res_problem(req, 500, "the handler returned without answering");
-  bool keep =
-      !c->close_after && !w->draining && mc__h1_reader_keep_alive(&c->rd);
-  c->close_after = !keep;
   int status = req->status;
   mc_buf *o = &c->out;
   mc_buf_reset(o);
@@ -203,8 +203,12 @@ void mc__conn_respond(mc__conn *c) {
   if (mc__status_has_body(status)) {
     mc_buf_append_cstr(o, "\r\nContent-Type: ");
     mc_buf_append_slice(o, req->content_type);
-    mc_buf_append_cstr(o, "\r\nContent-Length: ");
-    mc_buf_append_u64(o, c->res_body.len);
+    if (length >= 0) {
+      mc_buf_append_cstr(o, "\r\nContent-Length: ");
+      mc_buf_append_u64(o, (uint64_t)length);
+    } else if (length == -1) {
+      mc_buf_append_cstr(o, "\r\nTransfer-Encoding: chunked");
+    }
   }
   mc_buf_append_cstr(o, "\r\nX-Request-Id: ");
   mc_buf_append(o, req->request_id, req->request_id_len);
@@ -222,8 +226,33 @@ void mc__conn_respond(mc__conn *c) {
   else if (c->rd.http_minor == 0)
     mc_buf_append_cstr(o, "Connection: keep-alive\r\n");
   mc_buf_append_cstr(o, "\r\n");
+}
+
+/* Whether the connection may serve another request after this one. */
+static bool h1_keep(mc__conn *c) {
+  mc_req *req = &c->req;
+  return !c->close_after && !c->w->draining &&
+         mc__h1_reader_keep_alive(&c->rd) &&
+         !(req->stream_in && !req->body_done); /* the rest of it unread */
+}
+
+void mc__conn_respond(mc__conn *c) {
+  mc_req *req = &c->req;
+  uint64_t dur = mc_now_ns() - req->start_ns;
+  if (req->streamed) {
+    if (!req->ended)
+      c->close_after = true; /* cut short: the close tells the client */
+    mc__req_observe(req, dur);
+    mc__conn_stream_done(c);
+    return;
+  }
+  if (!req->answered)
+    mc_res_problem(req, 500, "the handler returned without answering");
+  bool keep = h1_keep(c);
+  c->close_after = !keep;
+  h1_head(c, keep, (int64_t)c->res_body.len);
   mc__req_observe(req, dur);
-  mc__conn_write(c, req->is_head || !mc__status_has_body(status));
+  mc__conn_write(c, req->is_head || !mc__status_has_body(req->status));
 }
 
 void mc__req_observe(mc_req *req, uint64_t dur) {
@@ -690,6 +719,112 @@ int mc_res_header_ref(mc_req *req, mc_slice name, mc_slice value) {
 
 int mc_res_trailer(mc_req *req, mc_slice name, mc_slice value) {
   return add_field(req, &req->trailers, name, value, true);
+}
+
+/* ---- bodies and answers in pieces ---------------------------------------- */
+
+static bool on_h2(const mc_req *req) {
+  return req->rd->http_major == 2;
+}
+
+int mc_req_body_read(mc_req *req, mc_slice *chunk) {
+  *chunk = (mc_slice){"", 0};
+  if (!req->stream_in) { /* read whole before the handler ran */
+    if (!req->body_given) {
+      req->body_given = true;
+      *chunk = (mc_slice){req->rd->body.ptr ? req->rd->body.ptr : "",
+                          req->rd->body.len};
+    }
+    return 0;
+  }
+  mc_buf_reset(req->taken);
+  mc__h1_reader *rd = req->rd;
+  while (!rd->body.len) {
+    if (req->body_err)
+      return req->body_err;
+    if (req->body_done)
+      return 0;
+    int err = mc_waitq_wait(&req->body_wait, MC_WAIT_FOREVER);
+    if (err)
+      return err;
+  }
+  /* hand the filled buffer over and fill the other one meanwhile */
+  mc_buf t = *req->taken;
+  *req->taken = rd->body;
+  rd->body = t;
+  *chunk = (mc_slice){req->taken->ptr, req->taken->len};
+  if (on_h2(req))
+    mc__h2_body_taken(req, chunk->len);
+  else
+    mc__conn_body_taken(req->conn);
+  return 0;
+}
+
+int mc_res_begin(mc_req *req, int status, mc_slice content_type,
+                 int64_t length) {
+  if (req->answered)
+    return MC_ESTATE;
+  if (status < 200 || status > 599 || length < -1)
+    return MC_EINVAL;
+  req->status = status;
+  req->content_type = content_type;
+  req->answered = req->streamed = true;
+  req->res_length = length;
+  if (on_h2(req))
+    return mc__h2_res_begin(req);
+  mc__conn *c = req->conn;
+  int64_t framing = length; /* see h1_head */
+  if (!mc__status_has_body(status) || req->is_head) {
+    framing = -2;
+  } else if (length < 0 && c->rd.http_minor == 0) {
+    framing = -2; /* HTTP/1.0: the close ends the body */
+    c->close_after = true;
+  } else if (length < 0) {
+    req->chunked = true;
+  }
+  bool keep = h1_keep(c);
+  c->close_after = !keep;
+  h1_head(c, keep, framing);
+  return mc__conn_stream_send(c, c->out.ptr, c->out.len);
+}
+
+int mc_res_write(mc_req *req, mc_slice data) {
+  if (!req->streamed || req->ended)
+    return MC_ESTATE;
+  if (req->res_length >= 0 &&
+      data.len > (uint64_t)req->res_length - req->res_sent)
+    return MC_EINVAL;
+  req->res_sent += data.len;
+  if (!data.len || req->is_head || !mc__status_has_body(req->status))
+    return 0;
+  if (on_h2(req))
+    return mc__h2_res_write(req, data);
+  mc__conn *c = req->conn;
+  int err;
+  if (req->chunked) {
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", data.len);
+    if ((err = mc__conn_stream_send(c, size, (size_t)n)) ||
+        (err = mc__conn_stream_send(c, data.ptr, data.len)) ||
+        (err = mc__conn_stream_send(c, "\r\n", 2)))
+      return err;
+  } else if ((err = mc__conn_stream_send(c, data.ptr, data.len))) {
+    return err;
+  }
+  return mc__conn_stream_room(c, 256 * 1024);
+}
+
+int mc_res_end(mc_req *req) {
+  if (!req->streamed || req->ended)
+    return MC_ESTATE;
+  if (req->res_length >= 0 && req->res_sent < (uint64_t)req->res_length)
+    return MC_EINVAL; /* short: the handler's return cuts it off */
+  req->ended = true;
+  if (on_h2(req))
+    return mc__h2_res_end(req);
+  if (req->chunked)
+    return mc__conn_stream_send(req->conn, "0\r\n\r\n", 5);
+  return 0;
 }
 
 int mc_req_http_version(const mc_req *req) {

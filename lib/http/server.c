@@ -110,10 +110,15 @@ static void conn_feed(mc__conn *c, const char *data, size_t len,
 static void conn_close(mc__conn *c);
 static void conn_next(mc__conn *c);
 static void conn_stop_reading(mc__conn *c);
+static void conn_after_write(mc__conn *c);
 
 /* Bytes read ahead while a request is served; past this, reading stops
  * until the connection has caught up. */
 #define PENDING_CAP (64 * 1024)
+/* A streamed body stops being read past STREAM_HIGH bytes the handler has
+ * not taken; a streamed answer's writer may go on below STREAM_LOW. */
+#define STREAM_HIGH (64 * 1024)
+#define STREAM_LOW (64 * 1024)
 
 static uint64_t now_ms(mc__worker *w) {
   return uv_now(&w->loop);
@@ -167,6 +172,7 @@ static void conn_free_if_done(mc__conn *c) {
   mc_buf_free(&c->pending);
   mc_buf_free(&c->out);
   mc_buf_free(&c->res_body);
+  mc_buf_free(&c->body_taken);
   free(c);
 }
 
@@ -195,8 +201,17 @@ static void on_out_write(uv_write_t *w, int status) {
     return;
   }
   mc__out_flush(c);
-  if (c->state == C_CLOSED || mc__out_pending(c))
+  if (c->state == C_CLOSED)
     return;
+  if (mc__out_pending(c) < STREAM_LOW && !mc_waitq_empty(&c->out_room))
+    mc_waitq_wake_all(&c->out_room); /* a streamed answer may go on */
+  if (mc__out_pending(c))
+    return;
+  if (c->after_drain) {
+    c->after_drain = false;
+    conn_after_write(c);
+    return;
+  }
   if (c->tls)
     mc__tls_drained(c);
   if (c->h2 && c->state != C_CLOSED)
@@ -230,6 +245,14 @@ void mc__out_flush(mc__conn *c) {
   }
 }
 
+/* A handler reading the body as it comes learns why it stopped. */
+static void body_stopped(mc__conn *c, int err) {
+  mc_req *req = &c->req;
+  if (req->stream_in && !req->body_done && !req->body_err)
+    req->body_err = err;
+  mc_waitq_wake_all(&req->body_wait);
+}
+
 static void on_handle_closed(uv_handle_t *h) {
   mc__conn *c = h->data;
   c->open_handles--;
@@ -241,6 +264,10 @@ static void conn_close(mc__conn *c) {
     return;
   mc__worker *w = c->w;
   c->state = C_CLOSED;
+  if (c->fiber_running) { /* its waits end; the closed state tells why */
+    body_stopped(c, MC_ECLOSED);
+    mc_waitq_wake_all(&c->out_room);
+  }
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -268,9 +295,21 @@ static void on_timer(uv_timer_t *t) {
   }
   switch (c->state) {
   case C_BODY:
-    /* Progress pushes the deadline; a stalled body times out. */
+    /* Progress pushes the deadline; a stalled body times out. A body the
+     * handler is slow to take is not the client's fault. */
+    if (c->fiber_running && !c->reading) {
+      conn_arm(c, cfg->body_timeout_ms);
+      return;
+    }
     if (now - c->last_read < cfg->body_timeout_ms) {
       conn_arm(c, cfg->body_timeout_ms - (now - c->last_read));
+      return;
+    }
+    if (c->fiber_running) { /* the handler reads it: tell it */
+      c->close_after = true;
+      conn_stop_reading(c);
+      conn_set_state(c, C_BUSY);
+      body_stopped(c, MC_ETIMEDOUT);
       return;
     }
     mc__conn_fail(c, 408, "request body not received in time");
@@ -317,10 +356,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   if (nread < 0) {
-    if (c->state == C_BUSY || c->state == C_WRITING) {
-      /* The client is gone; let the handler finish, then close. */
+    if (c->state == C_BUSY || c->state == C_WRITING || c->fiber_running) {
+      /* The client is gone, or has said all it will: let the handler
+       * finish, then close. */
       c->close_after = true;
-      uv_read_stop(s);
+      conn_stop_reading(c);
+      body_stopped(c, MC_ECLOSED);
       return;
     }
     conn_close(c);
@@ -523,9 +564,17 @@ static void conn_next(mc__conn *c) {
 
 static void conn_dispatch(mc__conn *c);
 
+/* A route that reads its body as it comes starts at the head. */
+static bool streams_body(mc__conn *c) {
+  const mc__route_entry *e = c->req.match.entry;
+  return e && e->route->stream_body &&
+         (c->rd.chunked || c->rd.content_length > 0);
+}
+
 static void conn_feed(mc__conn *c, const char *data, size_t len,
                       bool from_pending) {
-  while (c->state != C_CLOSED) {
+  /* reading a request; a handler may already run (a streamed body) */
+  while (c->state == C_IDLE || c->state == C_HEAD || c->state == C_BODY) {
     if (c->state == C_IDLE) {
       if (len == 0)
         return;
@@ -550,20 +599,40 @@ static void conn_feed(mc__conn *c, const char *data, size_t len,
     len -= used;
     if (from_pending)
       c->pending_off += used;
+    bool streaming = c->req.stream_in;
     switch (ev) {
     case MC_H1_MORE:
+      if (streaming) { /* the handler takes it from here */
+        if (c->rd.body.len)
+          mc_waitq_wake_all(&c->req.body_wait);
+        if (c->rd.body.len >= STREAM_HIGH)
+          conn_stop_reading(c);
+      }
       if (from_pending) { /* all pending consumed: back to the socket */
         mc_buf_reset(&c->pending);
         c->pending_off = 0;
-        conn_start_reading(c);
+        if (!(streaming && c->rd.body.len >= STREAM_HIGH))
+          conn_start_reading(c);
       }
       return;
     case MC_H1_HEAD:
       if (mc__conn_on_head(c) != 0)
         return; /* answered (413, ...) and closing */
       conn_set_state(c, C_BODY);
+      if (streams_body(c)) {
+        c->rd.stream = true;
+        c->req.stream_in = true;
+        conn_dispatch(c); /* it may answer before reading a byte */
+      }
       continue;
     case MC_H1_ERROR:
+      if (streaming) { /* the handler answers; the connection closes */
+        c->close_after = true;
+        conn_stop_reading(c);
+        conn_set_state(c, C_BUSY);
+        body_stopped(c, c->rd.status == 413 ? MC_ETOOBIG : MC_EPROTO);
+        return;
+      }
       mc__conn_fail(c, c->rd.status, c->rd.reason);
       return;
     case MC_H1_DONE:
@@ -575,9 +644,62 @@ static void conn_feed(mc__conn *c, const char *data, size_t len,
         }
       }
       conn_set_state(c, C_BUSY);
-      conn_dispatch(c);
+      if (streaming) {
+        c->req.body_done = true;
+        mc_waitq_wake_all(&c->req.body_wait);
+      } else {
+        conn_dispatch(c);
+      }
       return;
     }
+  }
+}
+
+/* ---- streamed answers and bodies --------------------------------------- */
+
+int mc__conn_stream_send(mc__conn *c, const char *data, size_t len) {
+  if (c->state == C_CLOSED)
+    return MC_ECLOSED;
+  if (c->tls)
+    return mc__tls_send_raw(c, data, len) == 0 ? 0 : MC_ECLOSED;
+  if (mc__out_append(c, data, len) != 0)
+    return MC_ENOMEM;
+  mc__out_flush(c);
+  return c->state == C_CLOSED ? MC_ECLOSED : 0;
+}
+
+int mc__conn_stream_room(mc__conn *c, size_t high) {
+  uint64_t limit = c->w->srv->app->cfg.write_timeout_ms;
+  while (c->state != C_CLOSED && mc__out_pending(c) > high) {
+    int err = mc_waitq_wait(&c->out_room, limit ? limit : MC_WAIT_FOREVER);
+    if (err == MC_ETIMEDOUT) { /* the client stopped reading */
+      conn_close(c);
+      return err;
+    }
+    if (err)
+      return err;
+  }
+  return c->state == C_CLOSED ? MC_ECLOSED : 0;
+}
+
+void mc__conn_stream_done(mc__conn *c) {
+  if (c->state == C_CLOSED)
+    return;
+  if (c->tls) {
+    if (mc__tls_write(c, NULL, 0, c->close_after) != 0)
+      conn_close(c);
+    return;
+  }
+  if (mc__out_pending(c))
+    c->after_drain = true;
+  else
+    conn_after_write(c);
+}
+
+void mc__conn_body_taken(mc__conn *c) {
+  if (c->state == C_BODY && !c->reading && c->pending_off >= c->pending.len) {
+    c->last_read = now_ms(c->w);
+    conn_start_reading(c);
   }
 }
 
@@ -653,6 +775,7 @@ static void conn_new(mc__worker *w, int fd) {
   mc_buf_init(&c->oq_inflight, 0);
   mc_buf_init(&c->out, 0);
   mc_buf_init(&c->res_body, MC__RES_BODY_LIMIT);
+  mc_buf_init(&c->body_taken, 0);
   mc__req_init(c);
   c->next = w->conns;
   if (w->conns)

@@ -94,8 +94,11 @@ struct mc__conn {
   mc_buf oq, oq_inflight;
   uv_write_t oq_wreq;
   bool oq_writing;
-  uint32_t served; /* requests dispatched on this connection */
-  char peer[46];   /* the client's address, once asked for */
+  bool after_drain;  /* a streamed answer ends once the out-queue drains */
+  mc_waitq out_room; /* a streamed answer's writer, waiting for room */
+  mc_buf body_taken; /* the request body's piece the handler holds */
+  uint32_t served;   /* requests dispatched on this connection */
+  char peer[46];     /* the client's address, once asked for */
   uint8_t peer_len;
 };
 
@@ -150,6 +153,22 @@ int mc__tls_write(mc__conn *c, const uv_buf_t *bufs, unsigned n,
                   bool close_after);
 int mc__tls_send_raw(mc__conn *c, const char *data, size_t len);
 void mc__worker_maybe_stop(mc__worker *w);
+
+/* Streamed answers over HTTP/1.x (request.c builds, server.c sends). */
+/* Queues bytes of a streamed answer (through TLS when it is on). */
+int mc__conn_stream_send(mc__conn *c, const char *data, size_t len);
+/* Waits while more than high bytes wait for the socket. */
+int mc__conn_stream_room(mc__conn *c, size_t high);
+/* The streamed answer is complete: move on once it has left. */
+void mc__conn_stream_done(mc__conn *c);
+/* The handler took the body's pieces: read more of it. */
+void mc__conn_body_taken(mc__conn *c);
+
+/* Streamed answers and bodies over HTTP/2 (h2.c). */
+int mc__h2_res_begin(mc_req *req);
+int mc__h2_res_write(mc_req *req, mc_slice data);
+int mc__h2_res_end(mc_req *req);
+void mc__h2_body_taken(mc_req *req, size_t n);
 
 /* request.c: the parts both protocols share */
 /* Routes a request whose head is in req->rd; returns its body cap. */

@@ -136,6 +136,101 @@ static int upload(mc_req *req) {
   return mc_res_json(req, 200, (mc_slice){body, (size_t)n});
 }
 
+/* ---- streaming ------------------------------------------------------- */
+
+typedef struct stream_query {
+  int64_t n, size, delay_ms;
+  bool length, end, trailer;
+} stream_query;
+MC_MODEL(stream_query,
+         MC_INT(stream_query, n, MC_MIN(0), MC_MAX(1000000), MC_DEFAULT(4)),
+         MC_INT(stream_query, size, MC_MIN(1), MC_MAX(1 << 20),
+                MC_DEFAULT(1024)),
+         MC_INT(stream_query, delay_ms, MC_MIN(0), MC_MAX(10000),
+                MC_DEFAULT(0)),
+         MC_BOOL(stream_query, length, MC_DEFAULT(false)),
+         MC_BOOL(stream_query, end, MC_DEFAULT(true)),
+         MC_BOOL(stream_query, trailer, MC_DEFAULT(false)));
+
+/* n pieces of size bytes ('a'..'z' over and over), delay_ms apart. */
+static int stream_out(mc_req *req) {
+  const stream_query *q = mc_req_query(req);
+  size_t size = (size_t)q->size;
+  char *p = mc_arena_alloc(mc_req_arena(req), size);
+  if (!p)
+    return MC_ENOMEM;
+  int64_t total = q->n * q->size;
+  int err =
+      mc_res_begin(req, 200, MC_LIT("text/plain"), q->length ? total : -1);
+  uint64_t at = 0;
+  for (int64_t i = 0; !err && i < q->n; i++) {
+    for (size_t k = 0; k < size; k++)
+      p[k] = (char)('a' + (at + k) % 26);
+    at += size;
+    if (q->delay_ms && (err = mc_sleep((uint64_t)q->delay_ms)))
+      break;
+    err = mc_res_write(req, (mc_slice){p, size});
+  }
+  if (err)
+    return err;
+  if (q->trailer)
+    mc_res_trailer(req, MC_LIT("x-pieces"), MC_LIT("done"));
+  return q->end ? mc_res_end(req) : 0;
+}
+
+typedef struct sink_query {
+  int64_t delay_ms;
+  bool early;
+} sink_query;
+MC_MODEL(sink_query,
+         MC_INT(sink_query, delay_ms, MC_MIN(0), MC_MAX(10000), MC_DEFAULT(0)),
+         MC_BOOL(sink_query, early, MC_DEFAULT(false)));
+
+/* Reads the body as it comes: how many pieces, bytes, and their FNV-1a. */
+static int sink(mc_req *req) {
+  const sink_query *q = mc_req_query(req);
+  if (q->early) /* answers without reading a byte */
+    return mc_res_problem(req, 403, "not taking this");
+  uint64_t pieces = 0, bytes = 0;
+  uint32_t fnv = 2166136261u;
+  for (;;) {
+    mc_slice piece;
+    int err = mc_req_body_read(req, &piece);
+    if (err == MC_ETOOBIG)
+      return mc_res_problem(req, 413, "request body too large");
+    if (err)
+      return mc_res_problemf(req, 400, "body: %s", mc_strerror(err));
+    if (!piece.len)
+      break;
+    pieces++;
+    bytes += piece.len;
+    for (size_t i = 0; i < piece.len; i++)
+      fnv = (fnv ^ (uint8_t)piece.ptr[i]) * 16777619u;
+    if (q->delay_ms && mc_sleep((uint64_t)q->delay_ms) != 0)
+      return MC_ECANCELED;
+  }
+  char out[128];
+  int n =
+      snprintf(out, sizeof out, "{\"pieces\":%llu,\"bytes\":%llu,\"fnv\":%u}",
+               (unsigned long long)pieces, (unsigned long long)bytes, fnv);
+  return mc_res_json(req, 200, (mc_slice){out, (size_t)n});
+}
+
+/* Sends each piece of the body back as it comes: full duplex. */
+static int echo_stream(mc_req *req) {
+  int err = mc_res_begin(req, 200, MC_LIT("application/octet-stream"), -1);
+  while (!err) {
+    mc_slice piece;
+    if ((err = mc_req_body_read(req, &piece)) || !piece.len)
+      break;
+    err = mc_res_write(req, piece);
+  }
+  if (err)
+    return err;
+  mc_res_trailer(req, MC_LIT("x-echo"), MC_LIT("done"));
+  return mc_res_end(req);
+}
+
 static int headers(mc_req *req) {
   mc_slice ua = mc_req_header(req, MC_LIT("x-echo"));
   return mc_res_send(req, 200, MC_LIT("text/plain"), ua);
@@ -364,6 +459,13 @@ static const mc_route routes[] = {
     {"POST", "/upload", upload, .max_body = 1024},
     {"PUT", "/upload", upload, .max_body = 4 << 20},
     {"GET", "/headers", headers},
+    {"GET", "/stream", stream_out, .query = &stream_query_model},
+    {"POST", "/sink", sink, .query = &sink_query_model, .max_body = 1u << 30,
+     .stream_body = true},
+    {"POST", "/sink-small", sink, .query = &sink_query_model,
+     .max_body = 100000, .stream_body = true},
+    {"POST", "/echo-stream", echo_stream, .max_body = 1u << 30,
+     .stream_body = true},
     {"POST", "/spawn", spawn},
     {"GET", "/spawn", spawned},
     {"GET", "/overflow", overflow, .hidden = true},
