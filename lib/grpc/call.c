@@ -114,7 +114,8 @@ struct call {
   mc_buf taken;   /* the piece handed to mc_http_read */
   const mc_body_source *src;
   bool src_eof;
-  int src_error;  /* the source failed: the stream was reset */
+  int src_error; /* the source failed: the stream was reset */
+  uint64_t src_sent;
   mc_fiber *pump; /* reads src into body; NULL once it has ended */
   bool pump_parked, pump_stop;
   mc_fiber *joiner; /* waits for the pump to end */
@@ -810,6 +811,11 @@ static void pump_main(void *arg) {
     int err = c->src->read(c->src->ud, &piece);
     if (c->pump_stop || c->closing)
       break;
+    uint64_t len = (uint64_t)c->src->length;
+    if (!err && c->src->length >= 0 &&
+        (piece.len > len - c->src_sent || (!piece.len && c->src_sent != len)))
+      err = MC_EINVAL; /* not the length announced */
+    c->src_sent += piece.len;
     if (!err && !piece.len) {
       c->src_eof = true;
     } else if (!err) {
@@ -1077,7 +1083,7 @@ static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
   } else {
     memcpy(authority, req->authority.ptr, alen);
   }
-  nghttp2_nv *nva = mc_arena_alloc(c->arena, (req->nheaders + 4) * sizeof *nva);
+  nghttp2_nv *nva = mc_arena_alloc(c->arena, (req->nheaders + 5) * sizeof *nva);
   if (!nva)
     return MC_ENOMEM;
   size_t k = 0;
@@ -1089,6 +1095,12 @@ static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
                           req->path.len, NGHTTP2_NV_FLAG_NONE};
   nva[k++] = (nghttp2_nv){(uint8_t *)":authority", (uint8_t *)authority, 10,
                           alen, NGHTTP2_NV_FLAG_NONE};
+  char clen[24];
+  if (c->src && c->src->length >= 0) {
+    int w = snprintf(clen, sizeof clen, "%lld", (long long)c->src->length);
+    nva[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14,
+                            (size_t)w, NGHTTP2_NV_FLAG_NONE};
+  }
   for (size_t i = 0; i < req->nheaders; i++) {
     mc_slice n = req->headers[i].name, v = req->headers[i].value;
     if (!n.len || n.ptr[0] == ':' || h2_forbidden(n, v))
@@ -1215,6 +1227,7 @@ static void call_reuse(call *c) {
   c->src = NULL;
   c->src_eof = c->pump_stop = c->pump_parked = false;
   c->src_error = 0;
+  c->src_sent = 0;
 }
 
 /* ---- streamed answers ---------------------------------------------------- */

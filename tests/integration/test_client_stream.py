@@ -118,11 +118,19 @@ def test_early_answer_stops_the_upload(service, upstream):
         assert out["idle"] == 0  # not reused: the body was cut short
 
 
-def test_source_lying_about_its_length_is_refused(kitchen, upstream):
-    # piece > length: the source gives more than announced
-    code, out = fetch(kitchen, f"{upstream.url}/sink", method="POST", upload=10,
-                      piece=10)
-    assert out["error"] is None  # honest: fine
+def test_source_lying_about_its_length_is_refused(service, upstream):
+    s = service("kitchen", "--workers", "1")
+    for declare in (99999, 100001):
+        code, out = fetch(s, f"{upstream.url}/sink", method="POST", upload=100000,
+                          declare=declare, piece=30000)
+        assert out["error"] == "MC_EINVAL", (declare, out)
+    # the connections were closed, not pooled half-sent; the next call is fine
+    code, out = fetch(s, f"{upstream.url}/sink", method="POST", upload=100000)
+    assert out["error"] is None and out["idle"] == 1, out
+    assert __import__("json").loads(out["body"])["bytes"] == 100000
+
+
+def test_slow_peer_that_never_answers_an_upload_times_out(kitchen, upstream):
     code, out = fetch(kitchen, f"{upstream.url}/slow?ms=3000", timeout_ms=200,
                       method="POST", upload=100000, chunked=1)
     assert out["error"] == "MC_ETIMEDOUT"
@@ -350,3 +358,12 @@ def test_h2_source_error_resets_the_stream(named):
     assert out["error"] == "MC_EIO" or out["read_error"] == "MC_EIO", out
     from conftest import wait_for
     wait_for(lambda: 8 in named.h2.resets, what="RST_STREAM CANCEL")
+
+
+def test_h2_source_lying_about_its_length(named):
+    for declare in (99999, 100001):
+        out = named.call("h2py", "/echo", method="POST", h2=1, upload=100000,
+                         declare=declare)
+        assert out["error"] == "MC_EINVAL", (declare, out)
+    out = named.call("h2py", "/echo", method="POST", h2=1, upload=100000)
+    assert out["error"] is None and len(out["body"]) == 100000

@@ -320,7 +320,7 @@ typedef struct fetch_query {
   mc_slice body;
   int64_t deadline_ms;
   bool stream, chunked;
-  int64_t upload, piece, pause_ms, read_delay_ms;
+  int64_t upload, piece, pause_ms, read_delay_ms, declare;
 } fetch_query;
 MC_MODEL(fetch_query, MC_STRING(fetch_query, url, MC_REQUIRED),
          MC_STRING(fetch_query, method, MC_DEFAULT_STR("GET")),
@@ -334,16 +334,20 @@ MC_MODEL(fetch_query, MC_STRING(fetch_query, url, MC_REQUIRED),
          MC_INT(fetch_query, piece, MC_MIN(1), MC_MAX(1 << 20),
                 MC_DEFAULT(16384)),
          MC_INT(fetch_query, pause_ms, MC_MIN(0), MC_DEFAULT(0)),
-         MC_INT(fetch_query, read_delay_ms, MC_MIN(0), MC_DEFAULT(0)));
+         MC_INT(fetch_query, read_delay_ms, MC_MIN(0), MC_DEFAULT(0)),
+         MC_INT(fetch_query, declare, MC_MIN(-1), MC_DEFAULT(-1)));
 
 /* /fetch with stream=1 or upload=N (N bytes from a body source, chunked=1
- * for an unknown length): one call, its answer read in pieces. */
+ * for an unknown length, declare=M to announce M bytes instead): one call,
+ * its answer read in pieces. */
 static int fetch_streaming(mc_req *req, const fetch_query *q) {
   mc_arena *a = mc_req_arena(req);
   body_upload *u = NULL;
   if (q->upload >= 0 &&
       !(u = upload_new(a, q->upload, q->piece, q->chunked, q->pause_ms)))
     return MC_ENOMEM;
+  if (u && q->declare >= 0)
+    u->src.length = q->declare;
   mc_http_response res;
   int err = mc_http_do(
       &(mc_http_request){.method =
@@ -430,7 +434,7 @@ typedef struct call_query {
   mc_slice method;
   mc_slice body;
   bool stream, chunked, h2, duplex;
-  int64_t upload, piece, fail_at;
+  int64_t upload, piece, fail_at, declare;
 } call_query;
 MC_MODEL(call_query, MC_STRING(call_query, service, MC_REQUIRED),
          MC_STRING(call_query, path, MC_DEFAULT_STR("/")),
@@ -443,7 +447,8 @@ MC_MODEL(call_query, MC_STRING(call_query, service, MC_REQUIRED),
          MC_INT(call_query, upload, MC_MIN(-1), MC_DEFAULT(-1)),
          MC_INT(call_query, piece, MC_MIN(1), MC_MAX(1 << 20),
                 MC_DEFAULT(16384)),
-         MC_INT(call_query, fail_at, MC_MIN(0), MC_DEFAULT(0)));
+         MC_INT(call_query, fail_at, MC_MIN(0), MC_DEFAULT(0)),
+         MC_INT(call_query, declare, MC_MIN(-1), MC_DEFAULT(-1)));
 
 /* /call with stream=1 or upload=N: see fetch_streaming; h2=1 speaks
  * HTTP/2, duplex=1 sends each piece only once the answer has echoed the
@@ -456,6 +461,8 @@ static int call_streaming(mc_req *req, const call_query *q) {
       return MC_ENOMEM;
     u->duplex = q->duplex;
     u->fail_at = q->fail_at;
+    if (q->declare >= 0)
+      u->src.length = q->declare;
   }
   char served[128] = "";
   mc_http_response res;
