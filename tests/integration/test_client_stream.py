@@ -367,3 +367,20 @@ def test_h2_source_lying_about_its_length(named):
         assert out["error"] == "MC_EINVAL", (declare, out)
     out = named.call("h2py", "/echo", method="POST", h2=1, upload=100000)
     assert out["error"] is None and len(out["body"]) == 100000
+
+
+def test_streams_left_open_are_closed_with_the_arena(named):
+    # HTTP/1.1: the head read, the body not; the connection is closed
+    out = named.call("mixed", "/stream?kb=4096", stream=1, leak=1)
+    assert out["error"] is None, out
+    # HTTP/2, with the body source's fiber still waiting for echoes
+    for _ in range(3):
+        out = named.call("h2py", "/echo", method="POST", h2=1, stream=1,
+                         upload=1 << 20, piece=8192, duplex=1, leak=1)
+        assert out["error"] is None and out["status"] == 200, out
+    out = named.call("h2py", "/big?kb=1024", h2=1, stream=1, leak=1)
+    assert out["error"] is None, out
+    # all is well after
+    out = named.call("h2py", "/echo", method="POST", h2=1, stream=1,
+                     upload=100000, duplex=1)
+    assert out["read_error"] is None and out["bytes"] == 100000, out

@@ -251,13 +251,13 @@ static body_upload *upload_new(mc_arena *a, int64_t n, int64_t piece,
  * pieces, what came: pieces, bytes, crc32, the start of the body, the
  * trailers, and the error that cut it short, if one did. */
 static void report_answer(mc_buf *b, int err, mc_http_response *res,
-                          body_upload *u, int64_t read_delay_ms) {
+                          body_upload *u, int64_t read_delay_ms, bool leak) {
   mc_buf_appendf(b, "\"status\":%d,\"error\":", err ? 0 : res->status);
   if (err)
     mc_buf_append_json_str(b, mc_err_name(err), strlen(mc_err_name(err)));
   else
     mc_buf_append_cstr(b, "null");
-  if (err || !res->stream) {
+  if (err || !res->stream || leak) { /* leak: the arena closes the stream */
     if (u)
       mc_buf_appendf(b, ",\"sent\":%llu", (unsigned long long)u->sent);
     return;
@@ -319,7 +319,7 @@ typedef struct fetch_query {
   int64_t times;
   mc_slice body;
   int64_t deadline_ms;
-  bool stream, chunked;
+  bool stream, chunked, leak;
   int64_t upload, piece, pause_ms, read_delay_ms, declare;
 } fetch_query;
 MC_MODEL(fetch_query, MC_STRING(fetch_query, url, MC_REQUIRED),
@@ -330,6 +330,7 @@ MC_MODEL(fetch_query, MC_STRING(fetch_query, url, MC_REQUIRED),
          MC_INT(fetch_query, deadline_ms, MC_MIN(0), MC_DEFAULT(0)),
          MC_BOOL(fetch_query, stream, MC_DEFAULT(false)),
          MC_BOOL(fetch_query, chunked, MC_DEFAULT(false)),
+         MC_BOOL(fetch_query, leak, MC_DEFAULT(false)),
          MC_INT(fetch_query, upload, MC_MIN(-1), MC_DEFAULT(-1)),
          MC_INT(fetch_query, piece, MC_MIN(1), MC_MAX(1 << 20),
                 MC_DEFAULT(16384)),
@@ -360,7 +361,7 @@ static int fetch_streaming(mc_req *req, const fetch_query *q) {
   mc_buf b;
   mc_buf_init(&b, 0);
   mc_buf_append_char(&b, '{');
-  report_answer(&b, err, &res, u, q->read_delay_ms);
+  report_answer(&b, err, &res, u, q->read_delay_ms, q->leak);
   if (!err && !q->stream) {
     mc_buf_append_cstr(&b, ",\"body\":");
     mc_buf_append_json_str(&b, res.body.ptr, res.body.len);
@@ -433,7 +434,7 @@ typedef struct call_query {
   mc_slice path;
   mc_slice method;
   mc_slice body;
-  bool stream, chunked, h2, duplex;
+  bool stream, chunked, h2, duplex, leak;
   int64_t upload, piece, fail_at, declare;
 } call_query;
 MC_MODEL(call_query, MC_STRING(call_query, service, MC_REQUIRED),
@@ -444,6 +445,7 @@ MC_MODEL(call_query, MC_STRING(call_query, service, MC_REQUIRED),
          MC_BOOL(call_query, chunked, MC_DEFAULT(false)),
          MC_BOOL(call_query, h2, MC_DEFAULT(false)),
          MC_BOOL(call_query, duplex, MC_DEFAULT(false)),
+         MC_BOOL(call_query, leak, MC_DEFAULT(false)),
          MC_INT(call_query, upload, MC_MIN(-1), MC_DEFAULT(-1)),
          MC_INT(call_query, piece, MC_MIN(1), MC_MAX(1 << 20),
                 MC_DEFAULT(16384)),
@@ -479,7 +481,7 @@ static int call_streaming(mc_req *req, const call_query *q) {
   mc_buf b;
   mc_buf_init(&b, 0);
   mc_buf_append_char(&b, '{');
-  report_answer(&b, err, &res, u, 0);
+  report_answer(&b, err, &res, u, 0, q->leak);
   if (!err && !q->stream) {
     mc_buf_append_cstr(&b, ",\"body\":");
     mc_buf_append_json_str(&b, res.body.ptr, res.body.len);
