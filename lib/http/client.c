@@ -589,10 +589,11 @@ static int write_stream(conn *c, uv_buf_t *bufs, unsigned n) {
   return 0;
 }
 
-/* Whether the body must stop: the answer has begun (the peer will not
- * read the rest, or does not need it) or the connection failed. */
+/* Whether the body must stop: a final answer has come (the peer will not
+ * read the rest, or does not need it; an interim 1xx does not count) or
+ * the connection failed. */
 static bool stop_sending(conn *c) {
-  return c->rd.started || c->error || c->write_error;
+  return c->rd.headers_done || c->answer_done || c->error || c->write_error;
 }
 
 /* Sends the body source's pieces, each once libuv has written the one

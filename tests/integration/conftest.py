@@ -320,6 +320,7 @@ class Upstream:
       /big?kb=N        N KiB of body
       /sink            reads the body (Content-Length or chunked) and
                        answers {"bytes", "crc", "chunked"}
+      /continue        /sink, after an interim 100 Continue
       /early           answers 200 at once, never reads the body, and
                        closes the connection a few seconds later
       /stream?kb=N     N KiB of PATTERN, written in 64 KiB pieces
@@ -371,6 +372,8 @@ class Upstream:
             headers[k.strip().lower()] = v.strip()
         if target.startswith("/early"):
             return (method, target, headers, b""), b""
+        if target.startswith("/continue"):  # unasked for, as some servers do
+            c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         if headers.get("transfer-encoding", "").lower() == "chunked":
             body, rest = self._read_chunked(c, rest)
             if body is None:
@@ -463,7 +466,7 @@ class Upstream:
                               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
                 elif path == "/big":
                     answer(200, b"x" * (int(q.get("kb", "1")) * 1024))
-                elif path == "/sink":
+                elif path in ("/sink", "/continue"):
                     import zlib
                     answer(200, json.dumps({
                         "bytes": len(body), "crc": zlib.crc32(body),

@@ -97,6 +97,13 @@ def test_chunked_upload_of_several_mib(kitchen, upstream):
     assert out["body"] == '{"bytes":3145728}'
 
 
+def test_interim_answer_does_not_stop_the_upload(kitchen, upstream):
+    n = 2 * 1024 * 1024
+    code, out = fetch(kitchen, f"{upstream.url}/continue", method="POST", upload=n)
+    assert out["error"] is None and out["status"] == 200, out
+    assert __import__("json").loads(out["body"])["bytes"] == n
+
+
 def test_upload_and_streamed_answer_together(kitchen, upstream):
     n = 1024 * 1024
     code, out = fetch(kitchen, f"{upstream.url}/sink", method="PUT", upload=n,
