@@ -163,6 +163,8 @@ class H2Server:
                   trailers (grpc-status 0, x-trailer t1)
       /echo       each DATA frame of the request sent back at once; the
                   answer ends, with trailers, when the request does
+      /rst_mid    1000 bytes of body, then RST_STREAM (INTERNAL_ERROR)
+      /stall      the head and 10 bytes, then nothing
 
     It notes the streams the client reset."""
 
@@ -228,6 +230,10 @@ class H2Server:
                                                          ("content-type", "application/x-test")])
                         if u.path == "/big":
                             out[ev.stream_id] = [bytearray(pattern(int(q["kb"]) * 1024)), True]
+                        elif u.path in ("/rst_mid", "/stall"):
+                            conn.send_data(ev.stream_id, b"z" * (1000 if u.path == "/rst_mid" else 10))
+                            if u.path == "/rst_mid":
+                                conn.reset_stream(ev.stream_id, 2)
                         else:
                             out[ev.stream_id] = [bytearray(), ev.stream_ended is not None]
                     elif isinstance(ev, h2.events.DataReceived):
@@ -391,3 +397,12 @@ def test_streams_left_open_are_closed_with_the_arena(named):
     out = named.call("h2py", "/echo", method="POST", h2=1, stream=1,
                      upload=100000, duplex=1)
     assert out["read_error"] is None and out["bytes"] == 100000, out
+
+
+def test_h2_reset_and_stalled_answers_end_the_read_with_an_error(named):
+    out = named.call("h2py", "/rst_mid", h2=1, stream=1)
+    assert out["status"] == 200 and out["read_error"] == "MC_ECONNRESET", out
+    assert out["bytes"] == 1000
+    out = named.call("h2py", "/stall", h2=1, stream=1, timeout_ms=300)
+    assert out["status"] == 200 and out["read_error"] == "MC_ETIMEDOUT", out
+    assert out["start"] == "z" * 10

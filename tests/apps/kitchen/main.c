@@ -435,7 +435,7 @@ typedef struct call_query {
   mc_slice method;
   mc_slice body;
   bool stream, chunked, h2, duplex, leak;
-  int64_t upload, piece, fail_at, declare;
+  int64_t upload, piece, fail_at, declare, timeout_ms;
 } call_query;
 MC_MODEL(call_query, MC_STRING(call_query, service, MC_REQUIRED),
          MC_STRING(call_query, path, MC_DEFAULT_STR("/")),
@@ -450,7 +450,8 @@ MC_MODEL(call_query, MC_STRING(call_query, service, MC_REQUIRED),
          MC_INT(call_query, piece, MC_MIN(1), MC_MAX(1 << 20),
                 MC_DEFAULT(16384)),
          MC_INT(call_query, fail_at, MC_MIN(0), MC_DEFAULT(0)),
-         MC_INT(call_query, declare, MC_MIN(-1), MC_DEFAULT(-1)));
+         MC_INT(call_query, declare, MC_MIN(-1), MC_DEFAULT(-1)),
+         MC_INT(call_query, timeout_ms, MC_MIN(0), MC_DEFAULT(0)));
 
 /* /call with stream=1 or upload=N: see fetch_streaming; h2=1 speaks
  * HTTP/2, duplex=1 sends each piece only once the answer has echoed the
@@ -475,6 +476,7 @@ static int call_streaming(mc_req *req, const call_query *q) {
                  .body_source = u ? &u->src : NULL,
                  .stream = q->stream,
                  .h2 = q->h2,
+                 .timeout_ms = (uint64_t)q->timeout_ms,
                  .served_by = served,
                  .served_by_cap = sizeof served},
       a, &res);
