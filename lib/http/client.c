@@ -734,6 +734,8 @@ static int h1_stream_read(mc__http_stream *s, mc_http_response *res,
 static void h1_stream_close(mc__http_stream *s) {
   h1_stream *hs = (h1_stream *)s;
   conn *c = hs->c;
+  if (!P) /* the thread's pool is gone, and its hosts with it */
+    c->h = NULL;
   conn_release(c, hs->eof && c->rd.keep_alive && !c->body_unsent && !c->error &&
                       !c->write_error);
 }
