@@ -29,6 +29,28 @@ typedef struct mc_header {
   mc_slice value;
 } mc_header;
 
+/* A request body given in pieces: set mc_http_request.body_source (or
+ * mc_call.body_source) instead of body. The source, and what ud points to,
+ * must stay valid until the exchange is over: until mc_http_do returns
+ * for an answer held whole, until mc_http_close for a streamed one. */
+typedef struct mc_body_source {
+  /* Puts the next piece of the body in *chunk (valid until the next call,
+   * or the end of the exchange after the last call), an empty piece at the
+   * end. May suspend the calling fiber (over HTTP/2 that fiber is one of
+   * the exchange's own, which is canceled when the exchange ends early).
+   * Returns 0, or an MC_E* code, which ends the exchange with that error
+   * (over HTTP/2 the stream is reset with CANCEL). */
+  int (*read)(void *ud, mc_slice *chunk);
+  void *ud;
+  /* When known (>= 0), sent as Content-Length, and a source that gives
+   * more or fewer bytes fails the exchange with MC_EINVAL; -1: unknown
+   * (chunked over HTTP/1.1). */
+  int64_t length;
+} mc_body_source;
+
+/* A streamed answer's state (opaque). */
+typedef struct mc__http_stream mc__http_stream;
+
 typedef struct mc_http_request {
   const char *method; /* NULL: "GET" */
   /* Either a URL ("http://host:port/path?query", host may be [v6]) ... */
@@ -43,6 +65,15 @@ typedef struct mc_http_request {
   const mc_header *headers;
   size_t nheaders;
   mc_slice body;
+  /* The body in pieces, instead of body (see mc_body_source). Over
+   * HTTP/1.1 an answer that starts before the body is all sent stops the
+   * sending, and the connection is not reused. */
+  const mc_body_source *body_source;
+  /* The answer's body is read in pieces with mc_http_read instead of being
+   * held whole; max_body does not apply to it. timeout_ms then bounds the
+   * wait for the head and each wait for a piece after it; the fiber's
+   * deadline still bounds everything. */
+  bool stream;
   uint64_t timeout_ms;         /* the whole exchange; 0: 30 s */
   uint64_t connect_timeout_ms; /* 0: 5 s (and never past timeout_ms) */
   size_t max_body;             /* cap on the answer's body; 0: 16 MiB */
@@ -55,6 +86,9 @@ typedef struct mc_http_response {
   mc_slice body;       /* freed with the arena */
   mc_header *trailers; /* HTTP/2 answers (mc_call.h2) only; in the arena */
   size_t ntrailers;
+  /* Non-NULL when the body is to be read with mc_http_read (the request
+   * asked for .stream); body is then empty. */
+  mc__http_stream *stream;
 } mc_http_response;
 
 /* Sends req and waits for the whole answer, which is put in res with its
@@ -71,6 +105,27 @@ typedef struct mc_http_response {
  * answered is replaced by a fresh one, once, for idempotent methods. */
 MC_EXTERN int mc_http_do(const mc_http_request *req, mc_arena *a,
                          mc_http_response *res);
+
+/* A streamed answer's next piece of body in *chunk (valid until the next
+ * call), an empty piece at the end; HTTP/2 trailers are in res->trailers
+ * after the end. Suspends the fiber. At most about 64 KiB of the answer
+ * wait unread: past that the peer is held back (HTTP/1.1: the socket is
+ * not read; HTTP/2: flow control).
+ *
+ * Returns 0; MC_ETIMEDOUT (no piece within the request's timeout_ms, or
+ * the fiber's deadline passed); MC_ECONNRESET; MC_ECLOSED (the peer closed
+ * before the end: the body is truncated); MC_EPROTO; MC_ECANCELED; MC_EINVAL
+ * when res has no open stream; or the body source's error (HTTP/2). */
+MC_EXTERN int mc_http_read(mc_http_response *res, mc_slice *chunk);
+
+/* Done with a streamed answer: its connection returns to the pool if the
+ * body was read to the end, and is closed otherwise. Over HTTP/2 a body
+ * source still being read is canceled and waited for (from a fiber).
+ * Idempotent, and a no-op on answers that are not streamed; the arena the
+ * answer lives in calls it when freed, so a caller that forgets leaks
+ * nothing (but should not count on that: outside a fiber a running body
+ * source is canceled and not waited for). Sets res->stream to NULL. */
+MC_EXTERN void mc_http_close(mc_http_response *res);
 
 /* The first header of the answer called name (case-insensitive), or
  * {NULL,0}. */

@@ -55,6 +55,15 @@ typedef struct mc_call {
   const mc_header *headers;
   size_t nheaders;
   mc_slice body;
+  /* The body in pieces, instead of body (see mc_body_source). A call with
+   * one is tried again only when the source was never read (a refused
+   * connection, or a stale pooled one before the first piece was taken). */
+  const mc_body_source *body_source;
+  /* Read the answer's body with mc_http_read (see mc_http_request.stream).
+   * An answer whose status is retried (502, 503, 504 on idempotent calls)
+   * is closed and the call tried again; the breaker counts the answer at
+   * its head. On success the stream is the caller's to close. */
+  bool stream;
   uint64_t timeout_ms;  /* each attempt; 0: 10 s (the fiber's deadline
                            bounds the whole call) */
   int max_attempts;     /* 0: 3, or 2 for calls that are not idempotent

@@ -503,6 +503,21 @@ static bool retryable(int err, int status, bool idempotent) {
   return status == 502 || status == 503 || status == 504;
 }
 
+/* The caller's body source, seen through one that notes whether it was
+ * ever read: a call may be tried again only if not. In the arena, since
+ * an HTTP/2 exchange may go on reading it after the call returns. */
+typedef struct watched_source {
+  mc_body_source src;
+  const mc_body_source *inner;
+  bool read;
+} watched_source;
+
+static int watched_read(void *ud, mc_slice *chunk) {
+  watched_source *w = ud;
+  w->read = true;
+  return w->inner->read(w->inner->ud, chunk);
+}
+
 int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
   memset(res, 0, sizeof *res);
   if (!mc_fiber_current() || !registry_url || !c->service)
@@ -532,6 +547,13 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
     ADD(s->st->calls, 1);
   uint64_t now_ms = mc_now_ns() / 1000000;
   mc_retry_budget_deposit(&s->budget, now_ms);
+  watched_source *ws = NULL;
+  if (c->body_source) {
+    if (!(ws = mc_arena_alloc(a, sizeof *ws)))
+      return MC_ENOMEM;
+    *ws = (watched_source){
+        {watched_read, ws, c->body_source->length}, c->body_source, false};
+  }
   inst *t[8];
   size_t nt = 0;
   int err = MC_EUNAVAILABLE;
@@ -561,12 +583,19 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
                          .headers = c->headers,
                          .nheaders = c->nheaders,
                          .body = c->body,
+                         .body_source = ws ? &ws->src : NULL,
+                         .stream = c->stream,
                          .timeout_ms = c->timeout_ms ? c->timeout_ms : 10000,
                          .max_response = c->max_body},
           a, &x);
       if (!err)
-        *res = (mc_http_response){x.status, x.headers,  x.nheaders,
-                                  x.body,   x.trailers, x.ntrailers};
+        *res = (mc_http_response){.status = x.status,
+                                  .headers = x.headers,
+                                  .nheaders = x.nheaders,
+                                  .body = x.body,
+                                  .trailers = x.trailers,
+                                  .ntrailers = x.ntrailers,
+                                  .stream = x.stream};
     } else {
       err = mc_http_do(
           &(mc_http_request){.method = method,
@@ -576,6 +605,8 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
                              .headers = c->headers,
                              .nheaders = c->nheaders,
                              .body = c->body,
+                             .body_source = ws ? &ws->src : NULL,
+                             .stream = c->stream,
                              .timeout_ms =
                                  c->timeout_ms ? c->timeout_ms : 10000,
                              .max_body = c->max_body},
@@ -609,7 +640,7 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
           t[k] = NULL; /* freed below; never compared again */
       inst_free(i);
     }
-    if (ok || !retryable(err, res->status, idempotent) ||
+    if (ok || !retryable(err, res->status, idempotent) || (ws && ws->read) ||
         attempt + 1 >= attempts || mc_fiber_canceled())
       break;
     if (!mc_retry_budget_withdraw(&s->budget, mc_now_ns() / 1000000)) {
@@ -623,8 +654,14 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
     uint64_t fdl = mc_deadline();
     if (fdl && mc_now_ns() + pause * 1000000 >= fdl)
       break; /* no time left for another attempt */
-    if (mc_sleep(pause) != 0)
+    /* A streamed answer given up on is closed, its connection with it;
+     * the last one tried stays the caller's. */
+    mc_http_close(res);
+    if (mc_sleep(pause) != 0) {
+      if (c->stream) /* the answer it had is closed */
+        err = MC_ECANCELED;
       break;
+    }
   }
   return err;
 }

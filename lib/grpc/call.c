@@ -13,7 +13,16 @@
  * Everything libuv holds (handles, requests, the read buffer) lives in the
  * heap object `call`, freed only once libuv has called back for both
  * handles; a name lookup the fiber stopped waiting for frees itself when
- * it ends. */
+ * it ends.
+ *
+ * Raw exchanges may stream both ways. A request body source is read by a
+ * pump fiber of the call's own, into a bounded queue that a deferred data
+ * provider takes from, so the answer can come (and be read) while the
+ * body still goes out. The answer's body is handed out as the caller reads
+ * it and only then given back to the flow-control window, so a slow
+ * reader holds the server back. The pump is always joined before the call
+ * can be pooled or freed: a call whose owner let go while its pump still
+ * runs (an arena freed outside a fiber) is freed by the pump. */
 #include <nghttp2/nghttp2.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +33,7 @@
 #include "core/fiber_int.h"
 #include "grpc/framing.h"
 #include "grpc/grpc_int.h"
+#include "http/stream_int.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_RESPONSE (4u << 20) /* gRPC's usual receive limit */
@@ -34,6 +44,8 @@
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 enum phase { P_LOOKUP, P_CONNECT, P_EXCHANGE };
+/* What the fiber waits for in the exchange. */
+enum want { W_END, W_HEAD, W_DATA };
 
 typedef struct lookup lookup;
 typedef struct call call;
@@ -95,6 +107,19 @@ struct call {
   char *pool_key; /* "host:port", while pooled or reusable */
   call *pool_next;
   bool pooled;
+  /* streaming raw exchanges */
+  enum want want;
+  bool stream;    /* the answer's body is read in pieces */
+  bool head_done; /* the answer's final head is in */
+  mc_buf taken;   /* the piece handed to mc_http_read */
+  const mc_body_source *src;
+  bool src_eof;
+  int src_error; /* the source failed: the stream was reset */
+  uint64_t src_sent;
+  mc_fiber *pump; /* reads src into body; NULL once it has ended */
+  bool pump_parked, pump_stop;
+  mc_fiber *joiner; /* waits for the pump to end */
+  bool orphaned;    /* nobody will join the pump: it frees the call */
   char rbuf[READ_BUF];
 };
 
@@ -186,11 +211,9 @@ static int call_wait(call *c, uint64_t deadline) {
 
 /* ---- the call object ----------------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h) {
-  call *c = h->data;
-  if (--c->open_handles > 0)
-    return;
+static void call_free(call *c) {
   nghttp2_session_del(c->h2);
+  mc_buf_free(&c->taken);
   mc_buf_free(&c->out);
   mc_buf_free(&c->body);
   mc_buf_free(&c->grpc_message);
@@ -198,6 +221,13 @@ static void on_handle_closed(uv_handle_t *h) {
   mc__grpc_reader_free(&c->rd);
   free(c->pool_key);
   free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  call *c = h->data;
+  if (--c->open_handles > 0 || c->pump)
+    return; /* a running pump frees the call when it ends */
+  call_free(c);
 }
 
 static void lookup_let_go(call *c) {
@@ -208,9 +238,33 @@ static void lookup_let_go(call *c) {
   c->looking_up = NULL;
 }
 
+static void flush_out(call *c);
+
+/* Frames nghttp2 still holds (a RST_STREAM for a failed body source, say)
+ * go out before a close if the socket takes them at once. A write libuv
+ * has not called back for may be done already: then the socket takes more
+ * directly. */
+static void flush_now(call *c) {
+  if (!c->h2 || c->error == MC_ENOMEM)
+    return;
+  if (!c->writing) {
+    flush_out(c);
+    return;
+  }
+  const uint8_t *p;
+  ssize_t n;
+  while ((n = nghttp2_session_mem_send(c->h2, &p)) > 0) {
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != n)
+      break;
+  }
+}
+
 static void call_close(call *c) {
   if (c->closing)
     return;
+  if (c->phase == P_EXCHANGE)
+    flush_now(c);
   c->closing = true;
   lookup_let_go(c);
   /* A pending connect or write is called back with UV_ECANCELED before
@@ -309,11 +363,12 @@ static int connect_to(call *c, uint64_t deadline) {
 
 /* Whether the exchange is over, and how. */
 static bool decided(call *c, int *result) {
-  if (c->error) {
-    *result = c->error;
+  if (c->error || c->src_error) {
+    *result = c->error ? c->error : c->src_error;
     return true;
   }
-  if (c->remote_done) {
+  if ((c->want == W_HEAD && c->head_done) ||
+      (c->want == W_DATA && c->reply.len) || c->remote_done) {
     *result = 0;
     return true;
   }
@@ -446,6 +501,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- the exchange: nghttp2's callbacks, which only take notes ------ */
 
+static void pump_wake(call *c);
+
+/* The data provider of a body source: what the pump has queued, or a
+ * deferral until it queues more. */
+static ssize_t read_source(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
+                           size_t length, uint32_t *flags,
+                           nghttp2_data_source *src, void *ud) {
+  call *c = src->ptr;
+  size_t n = c->body.len - c->body_off;
+  if (!n && !c->src_eof)
+    return NGHTTP2_ERR_DEFERRED;
+  if (n > length)
+    n = length;
+  memcpy(buf, c->body.ptr + c->body_off, n);
+  c->body_off += n;
+  if (c->body_off == c->body.len && c->src_eof)
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+  pump_wake(c);
+  return (ssize_t)n;
+}
+
 static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
                          size_t length, uint32_t *flags,
                          nghttp2_data_source *src, void *ud) {
@@ -540,10 +616,16 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
 static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id,
                    const uint8_t *data, size_t len, void *ud) {
   call *c = ud;
-  if (stream_id != c->stream_id)
+  /* The window is given back as the data is used (no automatic window
+   * updates): at once, unless the caller reads it in pieces. */
+  if (stream_id != c->stream_id) {
+    nghttp2_session_consume_connection(s, len);
     return 0;
+  }
+  if (!c->stream)
+    nghttp2_session_consume(s, stream_id, len);
   if (c->raw) {
-    if (c->reply.len + len > c->max_raw) {
+    if (!c->stream && c->reply.len + len > c->max_raw) {
       set_error(c, MC_ETOOBIG, "the answer's body is over the cap");
       return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
@@ -584,6 +666,9 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
   call *c = ud;
   switch (frame->hd.type) {
   case NGHTTP2_HEADERS:
+    if (frame->hd.stream_id == c->stream_id && c->http_status >= 200)
+      c->head_done = true;
+    /* fall through */
   case NGHTTP2_DATA:
     if (frame->hd.stream_id == c->stream_id &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -665,7 +750,14 @@ static int session_new(call *c) {
   nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
       cbs, on_invalid_frame);
   nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
-  int rv = nghttp2_session_client_new(&c->h2, cbs, c);
+  nghttp2_option *opt;
+  if (nghttp2_option_new(&opt) != 0) {
+    nghttp2_session_callbacks_del(cbs);
+    return MC_ENOMEM;
+  }
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  int rv = nghttp2_session_client_new2(&c->h2, cbs, c, opt);
+  nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0)
     return MC_ENOMEM;
@@ -685,15 +777,117 @@ static int session_new(call *c) {
         NGHTTP2_NV_FLAG_NONE                                                   \
   }
 
+/* ---- the body source's pump ---------------------------------------------- */
+
+#define PUMP_QUEUE_MAX (64u << 10)
+
+static void pump_wake(call *c) {
+  if (c->pump_parked &&
+      (c->pump_stop || c->body.len - c->body_off < PUMP_QUEUE_MAX)) {
+    c->pump_parked = false;
+    mc__fiber_ready(c->pump);
+  }
+}
+
+static void pump_cancel(void *arg) {
+  call *c = arg;
+  c->pump_stop = true;
+  pump_wake(c);
+}
+
+/* Reads the body source into c->body (from c->body_off on) for the data
+ * provider, waiting while PUMP_QUEUE_MAX bytes are queued. */
+static void pump_main(void *arg) {
+  call *c = arg;
+  while (!c->pump_stop && !mc_fiber_canceled()) {
+    if (c->body.len - c->body_off >= PUMP_QUEUE_MAX) {
+      c->pump_parked = true;
+      mc__fiber_wait_begin(pump_cancel, c);
+      mc__fiber_yield();
+      mc__fiber_wait_end();
+      continue;
+    }
+    mc_slice piece = {"", 0};
+    int err = c->src->read(c->src->ud, &piece);
+    if (c->pump_stop || c->closing)
+      break;
+    uint64_t len = (uint64_t)c->src->length;
+    if (!err && c->src->length >= 0 &&
+        (piece.len > len - c->src_sent || (!piece.len && c->src_sent != len)))
+      err = MC_EINVAL; /* not the length announced */
+    c->src_sent += piece.len;
+    if (!err && !piece.len) {
+      c->src_eof = true;
+    } else if (!err) {
+      if (c->body_off == c->body.len) {
+        mc_buf_reset(&c->body);
+        c->body_off = 0;
+      } else if (c->body_off >= PUMP_QUEUE_MAX) {
+        mc_buf_consume(&c->body, c->body_off);
+        c->body_off = 0;
+      }
+      err = mc_buf_append(&c->body, piece.ptr, piece.len);
+    }
+    if (err) {
+      c->src_error = err;
+      set_why(c, "the request body's source failed: %s", mc_strerror(err));
+      nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, c->stream_id,
+                                NGHTTP2_CANCEL);
+    } else {
+      nghttp2_session_resume_data(c->h2, c->stream_id);
+    }
+    flush_out(c);
+    settle(c); /* from a fiber: the waiter is queued, not run */
+    if (err || c->src_eof)
+      break;
+  }
+  c->pump = NULL;
+  if (c->joiner)
+    mc__fiber_ready(c->joiner);
+  else if (c->orphaned && c->open_handles == 0)
+    call_free(c);
+}
+
+/* Stops the pump and, from a fiber, waits for it to end; otherwise it
+ * frees the call itself once the call is closed. */
+static void pump_join(call *c) {
+  if (!c->pump)
+    return;
+  c->pump_stop = true;
+  mc__fiber_cancel(c->pump); /* ends its wait, ours or the source's */
+  if (!c->pump)
+    return;
+  mc_fiber *self = mc_fiber_current();
+  if (!self || self == c->pump) {
+    c->orphaned = true;
+    return;
+  }
+  c->joiner = self;
+  /* No cancel function: a canceled caller still waits for the pump, which
+   * was canceled itself and ends soon. */
+  while (c->pump) {
+    mc__fiber_wait_begin(NULL, NULL);
+    mc__fiber_yield();
+    mc__fiber_wait_end();
+  }
+  c->joiner = NULL;
+}
+
 /* Sends the request (c->body after the headers, when has_body) and waits
  * for the exchange to end. */
 static int submit_and_wait(call *c, const nghttp2_nv *nva, size_t n,
                            bool has_body, uint64_t deadline) {
-  nghttp2_data_provider body = {.source.ptr = c, .read_callback = read_body};
+  nghttp2_data_provider body = {
+      .source.ptr = c, .read_callback = c->src ? read_source : read_body};
   c->stream_id =
       nghttp2_submit_request(c->h2, NULL, nva, n, has_body ? &body : NULL, c);
   if (c->stream_id < 0)
     return c->stream_id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
+  if (c->src) {
+    if (mc__fiber_new(&c->pump, pump_main, c) != 0)
+      return MC_ENOMEM;
+    mc__fiber_ready(c->pump);
+  }
   int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (err && err != UV_EALREADY) /* a pooled connection reads already */
     return from_uv(err);
@@ -889,7 +1083,7 @@ static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
   } else {
     memcpy(authority, req->authority.ptr, alen);
   }
-  nghttp2_nv *nva = mc_arena_alloc(c->arena, (req->nheaders + 4) * sizeof *nva);
+  nghttp2_nv *nva = mc_arena_alloc(c->arena, (req->nheaders + 5) * sizeof *nva);
   if (!nva)
     return MC_ENOMEM;
   size_t k = 0;
@@ -901,6 +1095,12 @@ static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
                           req->path.len, NGHTTP2_NV_FLAG_NONE};
   nva[k++] = (nghttp2_nv){(uint8_t *)":authority", (uint8_t *)authority, 10,
                           alen, NGHTTP2_NV_FLAG_NONE};
+  char clen[24];
+  if (c->src && c->src->length >= 0) {
+    int w = snprintf(clen, sizeof clen, "%lld", (long long)c->src->length);
+    nva[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14,
+                            (size_t)w, NGHTTP2_NV_FLAG_NONE};
+  }
   for (size_t i = 0; i < req->nheaders; i++) {
     mc_slice n = req->headers[i].name, v = req->headers[i].value;
     if (!n.len || n.ptr[0] == ':' || h2_forbidden(n, v))
@@ -914,7 +1114,7 @@ static int exchange_raw(call *c, const mc__h2x_req *req, uint64_t deadline) {
     nva[k++] = (nghttp2_nv){(uint8_t *)lower, (uint8_t *)v.ptr, n.len, v.len,
                             NGHTTP2_NV_FLAG_NONE};
   }
-  return submit_and_wait(c, nva, k, req->body.len > 0, deadline);
+  return submit_and_wait(c, nva, k, req->body.len > 0 || c->src, deadline);
 }
 
 /* Connections of raw exchanges are kept, per thread and host:port, for
@@ -987,8 +1187,9 @@ static call *pool_take(const char *key) {
  * take another stream; closed otherwise. */
 static void pool_release(call *c, int err) {
   h2pool *p = pool_get();
-  bool clean = !err && c->remote_done && c->stream_closed && !c->error &&
-               !c->read_error && !c->goaway_seen && !c->proto && !c->writing &&
+  bool clean = !err && !c->pump && c->remote_done && c->stream_closed &&
+               !c->error && !c->src_error && !c->read_error &&
+               !c->goaway_seen && !c->proto && !c->writing &&
                nghttp2_session_want_read(c->h2) &&
                nghttp2_session_get_next_stream_id(c->h2) < (1u << 30);
   if (!clean || !p || p->nidle >= POOL_IDLE_MAX) {
@@ -1021,6 +1222,82 @@ static void call_reuse(call *c) {
   c->why[0] = 0;
   c->hs = c->ts = NULL;
   c->nh = c->nt = c->caph = c->capt = 0;
+  c->want = W_END;
+  c->stream = c->head_done = false;
+  c->src = NULL;
+  c->src_eof = c->pump_stop = c->pump_parked = false;
+  c->src_error = 0;
+  c->src_sent = 0;
+}
+
+/* ---- streamed answers ---------------------------------------------------- */
+
+typedef struct h2_stream {
+  mc__http_stream base;
+  call *c;
+  uint64_t timeout_ms;
+  bool eof; /* the end was handed out */
+} h2_stream;
+
+static int h2_stream_read(mc__http_stream *s, mc_http_response *res,
+                          mc_slice *chunk) {
+  h2_stream *hs = (h2_stream *)s;
+  call *c = hs->c;
+  if (!mc_fiber_current())
+    return MC_ESTATE;
+  mc_buf_reset(&c->taken);
+  uint64_t deadline = call_deadline(hs->timeout_ms);
+  c->want = W_DATA;
+  for (;;) {
+    if (c->reply.len) {
+      mc_buf t = c->taken;
+      c->taken = c->reply;
+      c->reply = t;
+      *chunk = (mc_slice){c->taken.ptr, c->taken.len};
+      /* given back to the window only now: the server sends more as the
+       * caller reads */
+      nghttp2_session_consume(c->h2, c->stream_id, c->taken.len);
+      flush_out(c);
+      return 0;
+    }
+    if (c->remote_done && !c->error && !c->src_error) {
+      hs->eof = true;
+      res->trailers = c->ts;
+      res->ntrailers = c->nt;
+      return 0;
+    }
+    int result;
+    if (decided(c, &result) && result)
+      return result;
+    int err = call_wait(c, deadline);
+    if (err)
+      return err;
+  }
+}
+
+static void h2_stream_close(mc__http_stream *s) {
+  h2_stream *hs = (h2_stream *)s;
+  call *c = hs->c;
+  pump_join(c);
+  c->arena = NULL;
+  if (c->pool_key && hs->eof)
+    pool_release(c, 0);
+  else
+    call_close(c); /* freed by the pump if it still runs */
+}
+
+/* Gives the caller the stream to read the answer's body from. */
+static int stream_start(call *c, const mc__h2x_req *req, mc_arena *a,
+                        mc__h2x_res *res) {
+  h2_stream *hs = mc_arena_calloc(a, sizeof *hs);
+  if (!hs || mc__http_stream_adopt(&hs->base, a) != 0)
+    return MC_ENOMEM;
+  hs->base.read = h2_stream_read;
+  hs->base.close = h2_stream_close;
+  hs->c = c;
+  hs->timeout_ms = req->timeout_ms;
+  res->stream = &hs->base;
+  return 0;
 }
 
 int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
@@ -1060,8 +1337,20 @@ int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
   c->raw = true;
   c->arena = a;
   c->max_raw = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
+  c->stream = req->stream;
+  c->want = req->stream ? W_HEAD : W_END;
+  c->src = req->body_source;
   if (!err)
     err = exchange_raw(c, req, deadline);
+  if (!err && req->stream) {
+    res->status = c->http_status;
+    res->headers = c->hs;
+    res->nheaders = c->nh;
+    res->body = (mc_slice){"", 0};
+    if (!(err = stream_start(c, req, a, res)))
+      return 0;
+  }
+  pump_join(c);
   if (!err) {
     res->status = c->http_status;
     res->headers = c->hs;

@@ -43,6 +43,13 @@ typedef struct mc__h2x_req {
                                      * connection-specific ones dropped */
   size_t nheaders;
   mc_slice body;
+  /* The body in pieces instead (see mc_body_source): read by a fiber of
+   * the exchange's own while the answer comes (full duplex). */
+  const mc_body_source *body_source;
+  /* Return at the answer's head; the body is read with mc_http_read from
+   * res->stream (max_response does not apply), and the exchange holds its
+   * connection until mc_http_close. */
+  bool stream;
   uint64_t timeout_ms; /* 0: 10 s; the fiber's deadline also ends it */
   size_t max_response; /* cap on the answer's body; 0: 4 MiB */
 } mc__h2x_req;
@@ -51,12 +58,14 @@ typedef struct mc__h2x_res {
   int status;
   mc_header *headers, *trailers; /* in the arena given */
   size_t nheaders, ntrailers;
-  mc_slice body; /* in the arena given */
-  char why[200]; /* what went wrong, when something did */
+  mc_slice body;           /* in the arena given; empty when streamed */
+  mc__http_stream *stream; /* req.stream: the body to read; in the arena */
+  char why[200];           /* what went wrong, when something did */
 } mc__h2x_res;
 
-/* Returns 0 once the server has ended its side of the stream, or the
- * errors of mc_grpc_health_check. */
+/* Returns 0 once the server has ended its side of the stream (with
+ * req.stream: once the answer's head is in), or the errors of
+ * mc_grpc_health_check. */
 int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res);
 
 #endif

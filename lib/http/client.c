@@ -9,13 +9,20 @@
  *
  * libuv requests and handles live in the connection, never on a fiber's
  * stack, so a connection closed mid-exchange is freed only once libuv has
- * called back for all of them. */
+ * called back for all of them.
+ *
+ * Exchanges that stream (a body source, or an answer read in pieces) read
+ * with a callback of their own that only takes notes and wakes the fiber,
+ * which looks at the notes and decides: the fiber may be away (in the body
+ * source, or in the caller's code between two mc_http_read) when bytes
+ * come. The exchanges held whole keep the leaner path. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/h1_response.h"
 #include "http/server_int.h"
+#include "http/stream_int.h"
 #include "microc/client.h"
 
 #define IDLE_PER_HOST 64
@@ -43,6 +50,17 @@ struct conn {
   bool extra;   /* the peer sent bytes past the answer */
   bool closing;
   int open_handles;
+  /* streaming exchanges: see on_read_stream */
+  bool streaming;   /* on_read_stream reads for this exchange */
+  bool stream;      /* the answer's body is read in pieces */
+  bool answer_done; /* the whole answer is in */
+  bool paused;      /* reading stopped: too much waits unread */
+  bool body_unsent; /* the request's body was cut short */
+  bool source_read; /* the body source was asked for a piece */
+  int error;        /* what ended the answer early */
+  int write_error;
+  mc_buf taken; /* the piece handed to mc_http_read */
+  char chunk_head[24];
 };
 
 struct pool_host {
@@ -206,6 +224,7 @@ static void on_conn_handle_closed(uv_handle_t *hd) {
     return;
   mc__h1r_free(&c->rd);
   mc_buf_free(&c->wbuf);
+  mc_buf_free(&c->taken);
   free(c);
 }
 
@@ -273,6 +292,44 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
+/* The read callback of streaming exchanges: notes what came and wakes the
+ * fiber, if it waits, to look. */
+static void on_read_stream(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  conn *c = s->data;
+  if (nread == 0 || c->closing)
+    return;
+  if (c->answer_done || c->error) {
+    /* past the answer: the peer closing, or bytes nobody asked for */
+    c->extra = true;
+    uv_read_stop(s);
+    return;
+  }
+  if (nread < 0) {
+    uv_read_stop(s);
+    if (nread != UV_EOF)
+      c->error = from_uv((int)nread);
+    else if (mc__h1r_finish(&c->rd) == MC_H1R_DONE)
+      c->answer_done = true;
+    else
+      c->error = c->rd.error;
+    c->extra = true; /* closed: never reused */
+  } else {
+    size_t used;
+    mc__h1r_event ev = mc__h1r_feed(&c->rd, buf->base, (size_t)nread, &used);
+    if (ev == MC_H1R_DONE) {
+      c->answer_done = true;
+      c->extra = used < (size_t)nread;
+    } else if (ev == MC_H1R_ERROR) {
+      c->error = c->rd.error ? c->rd.error : MC_EPROTO;
+      uv_read_stop(s);
+    } else if (c->stream && c->rd.body.len > MC__STREAM_UNREAD_MAX) {
+      uv_read_stop(s); /* the reader is slow: hold the peer back */
+      c->paused = true;
+    }
+  }
+  finish(c, 0, false);
+}
+
 static void on_idle_timeout(uv_timer_t *t) {
   conn_close(t->data);
 }
@@ -281,12 +338,18 @@ static void on_idle_timeout(uv_timer_t *t) {
 static void conn_release(conn *c, bool reusable) {
   host *h = c->h;
   if (!reusable || c->closing || !h || h->nidle >= IDLE_PER_HOST ||
-      c->writing || c->extra) {
+      c->writing || c->extra || c->paused) {
     conn_close(c);
     return;
   }
   mc__h1r_reset(&c->rd, false);
   mc_buf_reset(&c->wbuf);
+  if (c->streaming) {
+    c->streaming = c->stream = false;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    mc_buf_free(&c->taken);
+    mc_buf_free(&c->rd.body); /* up to twice the unread cap: not kept */
+  }
   int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (err && err != UV_EALREADY) {
     conn_close(c);
@@ -423,12 +486,15 @@ static int write_head(mc_buf *b, mc_slice method, mc_slice hostname, int port,
     mc_buf_append_u64(b, (uint64_t)port);
   }
   mc_buf_append_cstr(b, "\r\n");
+  const mc_body_source *src = r->body_source;
   bool needs_length = r->body.len > 0 || mc_slice_eq(method, MC_LIT("POST")) ||
                       mc_slice_eq(method, MC_LIT("PUT")) ||
                       mc_slice_eq(method, MC_LIT("PATCH"));
-  if (needs_length) {
+  if (src && src->length < 0) {
+    mc_buf_append_cstr(b, "Transfer-Encoding: chunked\r\n");
+  } else if (src || needs_length) {
     mc_buf_append_cstr(b, "Content-Length: ");
-    mc_buf_append_u64(b, r->body.len);
+    mc_buf_append_u64(b, src ? (uint64_t)src->length : r->body.len);
     mc_buf_append(b, "\r\n", 2);
   }
   for (size_t i = 0; i < r->nheaders; i++) {
@@ -505,7 +571,204 @@ static int exchange(conn *c, mc_slice body, bool head_request,
   return conn_wait(c, deadline);
 }
 
-static int copy_response(conn *c, mc_arena *a, mc_http_response *res) {
+/* ---- streaming exchanges ------------------------------------------------- */
+
+static void on_write_stream(uv_write_t *w, int status) {
+  conn *c = w->data;
+  c->writing = false;
+  if (status != 0 && !c->write_error)
+    c->write_error = from_uv(status);
+  finish(c, 0, false);
+}
+
+/* Hands bufs to libuv; the fiber waits for the write before the next. */
+static int write_stream(conn *c, uv_buf_t *bufs, unsigned n) {
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write_stream))
+    return MC_ECONNRESET;
+  c->writing = true;
+  return 0;
+}
+
+/* Whether the body must stop: a final answer has come (the peer will not
+ * read the rest, or does not need it; an interim 1xx does not count) or
+ * the connection failed. */
+static bool stop_sending(conn *c) {
+  return c->rd.headers_done || c->answer_done || c->error || c->write_error;
+}
+
+/* Sends the body source's pieces, each once libuv has written the one
+ * before, while the answer is read. */
+static int send_source(conn *c, const mc_body_source *src, uint64_t deadline) {
+  static const char crlf[] = "\r\n", last[] = "0\r\n\r\n";
+  bool chunked = src->length < 0;
+  uint64_t sent = 0;
+  for (;;) {
+    while (c->writing && !stop_sending(c)) {
+      int err = mc_fiber_canceled() ? MC_ECANCELED : conn_wait(c, deadline);
+      if (err)
+        return err;
+    }
+    if (stop_sending(c))
+      break;
+    mc_slice piece = {"", 0};
+    c->source_read = true;
+    int err = src->read(src->ud, &piece);
+    if (err)
+      return err;
+    if (stop_sending(c))
+      break;
+    uv_buf_t b[3];
+    unsigned n = 0;
+    if (!piece.len) {
+      if (!chunked && sent != (uint64_t)src->length)
+        return MC_EINVAL; /* fewer bytes than announced */
+      if (chunked) {
+        b[n++] = uv_buf_init((char *)last, sizeof last - 1);
+        if (write_stream(c, b, n))
+          break;
+      }
+      return 0;
+    }
+    if (!chunked && piece.len > (uint64_t)src->length - sent)
+      return MC_EINVAL; /* more bytes than announced */
+    sent += piece.len;
+    if (chunked) {
+      int k =
+          snprintf(c->chunk_head, sizeof c->chunk_head, "%zx\r\n", piece.len);
+      b[n++] = uv_buf_init(c->chunk_head, (unsigned)k);
+    }
+    b[n++] = uv_buf_init((char *)piece.ptr, (unsigned)piece.len);
+    if (chunked)
+      b[n++] = uv_buf_init((char *)crlf, 2);
+    if (write_stream(c, b, n))
+      break;
+  }
+  c->body_unsent = true;
+  return 0;
+}
+
+/* One exchange on c for a request with a body source or a streamed
+ * answer: sends while reading, and ends once the answer's head (stream) or
+ * all of it is in. */
+static int exchange_streaming(conn *c, const mc_http_request *r,
+                              bool head_request, uint64_t deadline) {
+  mc__h1r_reset(&c->rd, head_request);
+  c->streaming = true;
+  c->stream = r->stream;
+  c->extra = c->answer_done = c->paused = false;
+  c->body_unsent = c->source_read = false;
+  c->error = c->write_error = 0;
+  if (r->stream)
+    c->rd.body.limit = 0;
+  mc_buf_free(&c->taken);
+  uv_read_stop((uv_stream_t *)&c->tcp); /* a pooled one reads with on_read */
+  int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_stream);
+  if (err)
+    return from_uv(err);
+  uv_buf_t b[2] = {uv_buf_init(c->wbuf.ptr, (unsigned)c->wbuf.len),
+                   uv_buf_init((char *)r->body.ptr, (unsigned)r->body.len)};
+  if (write_stream(c, b, !r->body_source && r->body.len ? 2 : 1))
+    return MC_ECONNRESET;
+  if (r->body_source && (err = send_source(c, r->body_source, deadline)))
+    return err;
+  for (;;) {
+    if (c->answer_done || (c->stream && c->rd.headers_done))
+      return 0;
+    if (c->error)
+      return c->error;
+    if (mc_fiber_canceled())
+      return MC_ECANCELED;
+    if ((err = conn_wait(c, deadline)))
+      return err;
+  }
+}
+
+typedef struct h1_stream {
+  mc__http_stream base;
+  conn *c;
+  uint64_t timeout_ms;
+  bool eof; /* the end was handed out */
+} h1_stream;
+
+static int h1_stream_read(mc__http_stream *s, mc_http_response *res,
+                          mc_slice *chunk) {
+  h1_stream *hs = (h1_stream *)s;
+  conn *c = hs->c;
+  if (!mc_fiber_current())
+    return MC_ESTATE;
+  mc_buf_reset(&c->taken);
+  uint64_t deadline = mc_now_ns() + hs->timeout_ms * 1000000u;
+  uint64_t fd = mc_deadline();
+  if (fd && fd < deadline)
+    deadline = fd;
+  for (;;) {
+    if (c->rd.body.len) {
+      mc_buf t = c->taken;
+      c->taken = c->rd.body;
+      c->rd.body = t;
+      *chunk = (mc_slice){c->taken.ptr, c->taken.len};
+      if (c->paused && !c->closing) {
+        c->paused = false;
+        int err =
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_stream);
+        if (err && err != UV_EALREADY && !c->error)
+          c->error = from_uv(err);
+      }
+      return 0;
+    }
+    if (c->answer_done) {
+      hs->eof = true;
+      *chunk = (mc_slice){"", 0};
+      return 0;
+    }
+    if (c->error)
+      return c->error;
+    if (mc_fiber_canceled())
+      return MC_ECANCELED;
+    int err = conn_wait(c, deadline);
+    if (err)
+      return err;
+  }
+}
+
+static void h1_stream_close(mc__http_stream *s) {
+  h1_stream *hs = (h1_stream *)s;
+  conn *c = hs->c;
+  if (!P) /* the thread's pool is gone, and its hosts with it */
+    c->h = NULL;
+  conn_release(c, hs->eof && c->rd.keep_alive && !c->body_unsent && !c->error &&
+                      !c->write_error);
+}
+
+static void stream_cleanup(void *arg) {
+  mc__http_stream *s = arg;
+  if (!s->closed) {
+    s->closed = true;
+    s->close(s);
+  }
+}
+
+int mc__http_stream_adopt(mc__http_stream *s, mc_arena *a) {
+  return mc_arena_cleanup_add(a, stream_cleanup, s);
+}
+
+int mc_http_read(mc_http_response *res, mc_slice *chunk) {
+  *chunk = (mc_slice){"", 0};
+  if (!res->stream || res->stream->closed)
+    return MC_EINVAL;
+  return res->stream->read(res->stream, res, chunk);
+}
+
+void mc_http_close(mc_http_response *res) {
+  mc__http_stream *s = res->stream;
+  res->stream = NULL;
+  if (s)
+    stream_cleanup(s);
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+static int copy_head(conn *c, mc_arena *a, mc_http_response *res) {
   mc__h1_response *rd = &c->rd;
   res->status = rd->status;
   res->nheaders = rd->nheaders;
@@ -522,6 +785,14 @@ static int copy_response(conn *c, mc_arena *a, mc_http_response *res) {
       return MC_ENOMEM;
     res->headers[i] = (mc_header){{np, n.len}, {vp, v.len}};
   }
+  return 0;
+}
+
+static int copy_response(conn *c, mc_arena *a, mc_http_response *res) {
+  mc__h1_response *rd = &c->rd;
+  int err = copy_head(c, a, res);
+  if (err)
+    return err;
   /* The body's buffer moves to the arena: no copy. */
   if (rd->body.len) {
     if (mc_arena_cleanup_add(a, free, rd->body.ptr) != 0)
@@ -614,6 +885,26 @@ mc_slice mc_http_header(const mc_http_response *res, mc_slice name) {
   return MC_SLICE_NULL;
 }
 
+/* Gives the caller the answer's head and the stream to read the rest. */
+static int stream_start(conn *c, const mc_http_request *r, mc_arena *a,
+                        mc_http_response *res) {
+  h1_stream *hs = mc_arena_calloc(a, sizeof *hs);
+  int err = hs ? copy_head(c, a, res) : MC_ENOMEM;
+  if (!err && mc__http_stream_adopt(&hs->base, a) != 0)
+    err = MC_ENOMEM;
+  if (err) {
+    conn_close(c);
+    return err;
+  }
+  hs->base.read = h1_stream_read;
+  hs->base.close = h1_stream_close;
+  hs->c = c;
+  hs->timeout_ms = r->timeout_ms ? r->timeout_ms : 30000;
+  res->body = (mc_slice){"", 0};
+  res->stream = &hs->base;
+  return 0;
+}
+
 int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
   memset(res, 0, sizeof *res);
   if (!mc_fiber_current())
@@ -660,6 +951,9 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
   if (connect_deadline > deadline)
     connect_deadline = deadline;
   size_t max_body = r->max_body ? r->max_body : (16u << 20);
+  bool streaming = r->stream || r->body_source;
+  if (r->body_source && (!r->body_source->read || r->body.len))
+    return MC_EINVAL;
   bool head_request = mc_slice_eq(method, MC_LIT("HEAD"));
   bool idempotent = mc_http_idempotent(method);
 
@@ -670,7 +964,7 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
     if (c) {
       idle_unlink(c);
       uv_timer_stop(&c->timer);
-      c->rd.body.limit = max_body;
+      c->rd.body.limit = max_body; /* the previous one's */
       p->stats.reused++;
     } else {
       if ((err = resolve(p, h)) != 0)
@@ -693,14 +987,25 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
       conn_close(c);
       return MC_ENOMEM;
     }
-    err = exchange(c, r->body, head_request, deadline);
-    if (!err) {
-      err = copy_response(c, a, res);
-      conn_release(c, !err && c->rd.keep_alive);
-      return err;
+    if (!streaming) {
+      err = exchange(c, r->body, head_request, deadline);
+      if (!err) {
+        err = copy_response(c, a, res);
+        conn_release(c, !err && c->rd.keep_alive);
+        return err;
+      }
+    } else {
+      err = exchange_streaming(c, r, head_request, deadline);
+      if (!err && !r->stream) {
+        err = copy_response(c, a, res);
+        conn_release(c, !err && c->rd.keep_alive && !c->body_unsent);
+        return err;
+      }
+      if (!err)
+        return stream_start(c, r, a, res);
     }
-    bool stale =
-        reused && !c->rd.started && (err == MC_ECLOSED || err == MC_ECONNRESET);
+    bool stale = reused && !c->rd.started && !c->source_read &&
+                 (err == MC_ECLOSED || err == MC_ECONNRESET);
     conn_close(c);
     if (!(stale && idempotent))
       break;

@@ -292,6 +292,17 @@ def one_response(data):
 # ---- a misbehaving upstream -------------------------------------------------------
 
 
+# The body PATTERN_BLOCK repeats: byte i is "a" + i % 26, what kitchen's
+# uploads send too. 65520 bytes, a multiple of 26, so blocks line up.
+PATTERN_BLOCK = bytes(ord("a") + i % 26 for i in range(26 * 2520))
+
+
+def pattern(n):
+    """The first n bytes of the pattern."""
+    reps, rest = divmod(n, len(PATTERN_BLOCK))
+    return PATTERN_BLOCK * reps + PATTERN_BLOCK[:rest]
+
+
 class Upstream:
     """A raw-socket HTTP server that misbehaves on request, by path:
 
@@ -307,6 +318,16 @@ class Upstream:
                        a moment later (a stale pooled connection)
       /chunked         a chunked answer
       /big?kb=N        N KiB of body
+      /sink            reads the body (Content-Length or chunked) and
+                       answers {"bytes", "crc", "chunked"}
+      /continue        /sink, after an interim 100 Continue
+      /early           answers 200 at once, never reads the body, and
+                       closes the connection a few seconds later
+      /stream?kb=N     N KiB of PATTERN, written in 64 KiB pieces
+                       (&chunked=1: chunked; &delay_ms=M between pieces)
+      /cut_chunked     a chunked answer that stops mid-chunk (closes)
+      /reset_mid       announces 1 MiB, sends 128 KiB, resets (RST)
+      /stall           announces 1000 bytes, sends 10, waits 5 s
 
     It counts connections and requests so tests can see pooling."""
 
@@ -349,6 +370,15 @@ class Upstream:
         for line in lines[1:]:
             k, v = line.split(":", 1)
             headers[k.strip().lower()] = v.strip()
+        if target.startswith("/early"):
+            return (method, target, headers, b""), b""
+        if target.startswith("/continue"):  # unasked for, as some servers do
+            c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body, rest = self._read_chunked(c, rest)
+            if body is None:
+                return None, b""
+            return (method, target, headers, body), rest
         n = int(headers.get("content-length", "0"))
         while len(rest) < n:
             chunk = c.recv(65536)
@@ -357,6 +387,28 @@ class Upstream:
             rest += chunk
         body, rest = rest[:n], rest[n:]
         return (method, target, headers, body), rest
+
+    def _read_chunked(self, c, buf):
+        body = bytearray()
+        while True:
+            while b"\r\n" not in buf:
+                chunk = c.recv(65536)
+                if not chunk:
+                    return None, b""
+                buf += chunk
+            line, buf = buf.split(b"\r\n", 1)
+            n = int(line.split(b";")[0], 16)
+            while len(buf) < n + 2:
+                chunk = c.recv(1 << 20)
+                if not chunk:
+                    return None, b""
+                buf += chunk
+            if buf[n:n + 2] != b"\r\n":
+                raise OSError("bad chunk framing")
+            body += buf[:n]
+            buf = buf[n + 2:]
+            if n == 0:
+                return bytes(body), buf
 
     def _serve(self, c):
         import urllib.parse
@@ -414,6 +466,49 @@ class Upstream:
                               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
                 elif path == "/big":
                     answer(200, b"x" * (int(q.get("kb", "1")) * 1024))
+                elif path in ("/sink", "/continue"):
+                    import zlib
+                    answer(200, json.dumps({
+                        "bytes": len(body), "crc": zlib.crc32(body),
+                        "chunked": "transfer-encoding" in headers}).encode())
+                elif path == "/early":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+                    time.sleep(3)
+                    return
+                elif path == "/stream":
+                    n = int(q.get("kb", "1")) * 1024
+                    chunked = q.get("chunked") == "1"
+                    delay = int(q.get("delay_ms", "0")) / 1000
+                    c.sendall(b"HTTP/1.1 200 OK\r\n" +
+                              (b"Transfer-Encoding: chunked\r\n\r\n" if chunked
+                               else b"Content-Length: %d\r\n\r\n" % n))
+                    sent = 0
+                    while sent < n:
+                        k = min(len(PATTERN_BLOCK), n - sent)
+                        piece = PATTERN_BLOCK[:k]
+                        c.sendall(b"%x\r\n%s\r\n" % (k, piece) if chunked else piece)
+                        sent += k
+                        if delay:
+                            time.sleep(delay)
+                    if chunked:
+                        c.sendall(b"0\r\n\r\n")
+                elif path == "/cut_chunked":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"5\r\nhello\r\n100\r\nonly a part")
+                    c.close()
+                    return
+                elif path == "/reset_mid":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" +
+                              b"r" * (128 * 1024))
+                    time.sleep(0.2)
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    c.close()
+                    return
+                elif path == "/stall":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+                    time.sleep(5)
+                    return
                 else:
                     answer(404, b"no")
         except OSError:

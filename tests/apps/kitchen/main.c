@@ -274,6 +274,139 @@ static int overflow(mc_req *req) {
 /* ---- outbound calls
  * ----------------------------------------------------------- */
 
+/* ---- streaming both ways: what /fetch and /call do with stream=1 and
+ * upload=N ---------------------------------------------------------------- */
+
+static uint32_t crc32_update(uint32_t crc, const char *p, size_t n) {
+  static uint32_t table[256];
+  if (!table[1])
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++)
+        c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+  crc = ~crc;
+  for (size_t i = 0; i < n; i++)
+    crc = table[(crc ^ (uint8_t)p[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+/* An upload of `left` bytes in pieces of `piece`: byte i of the body is
+ * 'a' + i % 26. duplex: each piece after the first waits until the answer
+ * has brought back as many bytes as were sent (an echo server, read on
+ * the caller's fiber while this runs on the exchange's). fail_at: the
+ * source fails with MC_EIO once that many bytes are sent. */
+typedef struct body_upload {
+  mc_body_source src;
+  int64_t left, piece, pause_ms, fail_at;
+  uint64_t sent, echoed;
+  char *buf;
+  bool duplex;
+  mc_waitq caught_up;
+} body_upload;
+
+static int upload_read(void *ud, mc_slice *chunk) {
+  body_upload *u = ud;
+  if (u->fail_at && u->sent >= (uint64_t)u->fail_at)
+    return MC_EIO;
+  if (u->left <= 0) {
+    *chunk = (mc_slice){"", 0};
+    return 0;
+  }
+  if (u->sent && u->pause_ms && mc_sleep((uint64_t)u->pause_ms) != 0)
+    return MC_ECANCELED;
+  while (u->duplex && u->echoed < u->sent) {
+    int err = mc_waitq_wait(&u->caught_up, 10000);
+    if (err)
+      return err;
+  }
+  size_t n = (size_t)(u->left < u->piece ? u->left : u->piece);
+  for (size_t i = 0; i < n; i++)
+    u->buf[i] = (char)('a' + (u->sent + i) % 26);
+  u->sent += n;
+  u->left -= (int64_t)n;
+  *chunk = (mc_slice){u->buf, n};
+  return 0;
+}
+
+static body_upload *upload_new(mc_arena *a, int64_t n, int64_t piece,
+                               bool chunked, int64_t pause_ms) {
+  body_upload *u = mc_arena_calloc(a, sizeof *u);
+  if (!u || !(u->buf = mc_arena_alloc(a, (size_t)piece)))
+    return NULL;
+  u->src = (mc_body_source){upload_read, u, chunked ? -1 : n};
+  u->left = n;
+  u->piece = piece;
+  u->pause_ms = pause_ms;
+  return u;
+}
+
+/* Appends "status", "error" and, for a streamed answer read here in
+ * pieces, what came: pieces, bytes, crc32, the start of the body, the
+ * trailers, and the error that cut it short, if one did. */
+static void report_answer(mc_buf *b, int err, mc_http_response *res,
+                          body_upload *u, int64_t read_delay_ms, bool leak) {
+  mc_buf_appendf(b, "\"status\":%d,\"error\":", err ? 0 : res->status);
+  if (err)
+    mc_buf_append_json_str(b, mc_err_name(err), strlen(mc_err_name(err)));
+  else
+    mc_buf_append_cstr(b, "null");
+  if (err || !res->stream || leak) { /* leak: the arena closes the stream */
+    if (u)
+      mc_buf_appendf(b, ",\"sent\":%llu", (unsigned long long)u->sent);
+    return;
+  }
+  uint64_t pieces = 0, bytes = 0;
+  uint32_t crc = 0;
+  mc_buf start;
+  mc_buf_init(&start, 4096);
+  int rerr;
+  for (;;) {
+    mc_slice piece;
+    if ((rerr = mc_http_read(res, &piece)) != 0 || !piece.len)
+      break;
+    pieces++;
+    bytes += piece.len;
+    crc = crc32_update(crc, piece.ptr, piece.len);
+    if (start.len < 4096)
+      mc_buf_append(&start, piece.ptr,
+                    piece.len < 4096 - start.len ? piece.len
+                                                 : 4096 - start.len);
+    if (u) {
+      u->echoed = bytes;
+      mc_waitq_wake_all(&u->caught_up);
+    }
+    if (read_delay_ms && mc_sleep((uint64_t)read_delay_ms) != 0)
+      break;
+  }
+  mc_http_close(res);
+  mc_buf_appendf(b,
+                 ",\"pieces\":%llu,\"bytes\":%llu,\"crc\":%u,"
+                 "\"read_error\":",
+                 (unsigned long long)pieces, (unsigned long long)bytes, crc);
+  if (rerr)
+    mc_buf_append_json_str(b, mc_err_name(rerr), strlen(mc_err_name(rerr)));
+  else
+    mc_buf_append_cstr(b, "null");
+  mc_buf_append_cstr(b, ",\"start\":");
+  mc_buf_append_json_str(b, start.ptr ? start.ptr : "", start.len);
+  mc_buf_free(&start);
+  mc_buf_append_cstr(b, ",\"trailers\":{");
+  for (size_t i = 0; i < res->ntrailers; i++) {
+    if (i)
+      mc_buf_append_char(b, ',');
+    mc_buf_append_json_str(b, res->trailers[i].name.ptr,
+                           res->trailers[i].name.len);
+    mc_buf_append_char(b, ':');
+    mc_buf_append_json_str(b, res->trailers[i].value.ptr,
+                           res->trailers[i].value.len);
+  }
+  mc_buf_append_char(b, '}');
+  if (u) /* what the source gave, by the end of the answer */
+    mc_buf_appendf(b, ",\"sent\":%llu", (unsigned long long)u->sent);
+}
+
 typedef struct fetch_query {
   mc_slice url;
   mc_slice method;
@@ -281,13 +414,62 @@ typedef struct fetch_query {
   int64_t times;
   mc_slice body;
   int64_t deadline_ms;
+  bool stream, chunked, leak;
+  int64_t upload, piece, pause_ms, read_delay_ms, declare;
 } fetch_query;
 MC_MODEL(fetch_query, MC_STRING(fetch_query, url, MC_REQUIRED),
          MC_STRING(fetch_query, method, MC_DEFAULT_STR("GET")),
          MC_INT(fetch_query, timeout_ms, MC_MIN(0), MC_DEFAULT(0)),
          MC_INT(fetch_query, times, MC_MIN(1), MC_MAX(1000), MC_DEFAULT(1)),
          MC_STRING(fetch_query, body),
-         MC_INT(fetch_query, deadline_ms, MC_MIN(0), MC_DEFAULT(0)));
+         MC_INT(fetch_query, deadline_ms, MC_MIN(0), MC_DEFAULT(0)),
+         MC_BOOL(fetch_query, stream, MC_DEFAULT(false)),
+         MC_BOOL(fetch_query, chunked, MC_DEFAULT(false)),
+         MC_BOOL(fetch_query, leak, MC_DEFAULT(false)),
+         MC_INT(fetch_query, upload, MC_MIN(-1), MC_DEFAULT(-1)),
+         MC_INT(fetch_query, piece, MC_MIN(1), MC_MAX(1 << 20),
+                MC_DEFAULT(16384)),
+         MC_INT(fetch_query, pause_ms, MC_MIN(0), MC_DEFAULT(0)),
+         MC_INT(fetch_query, read_delay_ms, MC_MIN(0), MC_DEFAULT(0)),
+         MC_INT(fetch_query, declare, MC_MIN(-1), MC_DEFAULT(-1)));
+
+/* /fetch with stream=1 or upload=N (N bytes from a body source, chunked=1
+ * for an unknown length, declare=M to announce M bytes instead): one call,
+ * its answer read in pieces. */
+static int fetch_streaming(mc_req *req, const fetch_query *q) {
+  mc_arena *a = mc_req_arena(req);
+  body_upload *u = NULL;
+  if (q->upload >= 0 &&
+      !(u = upload_new(a, q->upload, q->piece, q->chunked, q->pause_ms)))
+    return MC_ENOMEM;
+  if (u && q->declare >= 0)
+    u->src.length = q->declare;
+  mc_http_response res;
+  int err = mc_http_do(
+      &(mc_http_request){.method =
+                             mc_arena_strndup(a, q->method.ptr, q->method.len),
+                         .url = mc_arena_strndup(a, q->url.ptr, q->url.len),
+                         .body_source = u ? &u->src : NULL,
+                         .stream = q->stream,
+                         .timeout_ms = (uint64_t)q->timeout_ms},
+      a, &res);
+  mc_buf b;
+  mc_buf_init(&b, 0);
+  mc_buf_append_char(&b, '{');
+  report_answer(&b, err, &res, u, q->read_delay_ms, q->leak);
+  if (!err && !q->stream) {
+    mc_buf_append_cstr(&b, ",\"body\":");
+    mc_buf_append_json_str(&b, res.body.ptr, res.body.len);
+  }
+  mc_http_pool_stats st;
+  mc_http_pool_stats_get(&st);
+  mc_buf_appendf(&b, ",\"opened\":%llu,\"reused\":%llu,\"idle\":%u}",
+                 (unsigned long long)st.opened, (unsigned long long)st.reused,
+                 st.idle);
+  int rc = mc_res_json(req, err ? 502 : 200, mc_buf_slice(&b));
+  mc_buf_free(&b);
+  return rc;
+}
 
 /* Calls url `times` times in a row and reports the last answer and what
  * the connection pool did. */
@@ -296,6 +478,8 @@ static int fetch(mc_req *req) {
   mc_arena *a = mc_req_arena(req);
   if (q->deadline_ms)
     mc_deadline_set(mc_now_ns() + (uint64_t)q->deadline_ms * 1000000u);
+  if (q->stream || q->upload >= 0)
+    return fetch_streaming(req, q);
   mc_http_response res = {0};
   int err = 0;
   char *url = mc_arena_strndup(a, q->url.ptr, q->url.len);
@@ -345,15 +529,73 @@ typedef struct call_query {
   mc_slice path;
   mc_slice method;
   mc_slice body;
+  bool stream, chunked, h2, duplex, leak;
+  int64_t upload, piece, fail_at, declare, timeout_ms;
 } call_query;
 MC_MODEL(call_query, MC_STRING(call_query, service, MC_REQUIRED),
          MC_STRING(call_query, path, MC_DEFAULT_STR("/")),
          MC_STRING(call_query, method, MC_DEFAULT_STR("GET")),
-         MC_STRING(call_query, body));
+         MC_STRING(call_query, body),
+         MC_BOOL(call_query, stream, MC_DEFAULT(false)),
+         MC_BOOL(call_query, chunked, MC_DEFAULT(false)),
+         MC_BOOL(call_query, h2, MC_DEFAULT(false)),
+         MC_BOOL(call_query, duplex, MC_DEFAULT(false)),
+         MC_BOOL(call_query, leak, MC_DEFAULT(false)),
+         MC_INT(call_query, upload, MC_MIN(-1), MC_DEFAULT(-1)),
+         MC_INT(call_query, piece, MC_MIN(1), MC_MAX(1 << 20),
+                MC_DEFAULT(16384)),
+         MC_INT(call_query, fail_at, MC_MIN(0), MC_DEFAULT(0)),
+         MC_INT(call_query, declare, MC_MIN(-1), MC_DEFAULT(-1)),
+         MC_INT(call_query, timeout_ms, MC_MIN(0), MC_DEFAULT(0)));
+
+/* /call with stream=1 or upload=N: see fetch_streaming; h2=1 speaks
+ * HTTP/2, duplex=1 sends each piece only once the answer has echoed the
+ * one before. */
+static int call_streaming(mc_req *req, const call_query *q) {
+  mc_arena *a = mc_req_arena(req);
+  body_upload *u = NULL;
+  if (q->upload >= 0) {
+    if (!(u = upload_new(a, q->upload, q->piece, q->chunked, 0)))
+      return MC_ENOMEM;
+    u->duplex = q->duplex;
+    u->fail_at = q->fail_at;
+    if (q->declare >= 0)
+      u->src.length = q->declare;
+  }
+  char served[128] = "";
+  mc_http_response res;
+  int err = mc_call_service(
+      &(mc_call){.service = mc_arena_strndup(a, q->service.ptr, q->service.len),
+                 .path = mc_arena_strndup(a, q->path.ptr, q->path.len),
+                 .method = mc_arena_strndup(a, q->method.ptr, q->method.len),
+                 .body_source = u ? &u->src : NULL,
+                 .stream = q->stream,
+                 .h2 = q->h2,
+                 .timeout_ms = (uint64_t)q->timeout_ms,
+                 .served_by = served,
+                 .served_by_cap = sizeof served},
+      a, &res);
+  mc_buf b;
+  mc_buf_init(&b, 0);
+  mc_buf_append_char(&b, '{');
+  report_answer(&b, err, &res, u, 0, q->leak);
+  if (!err && !q->stream) {
+    mc_buf_append_cstr(&b, ",\"body\":");
+    mc_buf_append_json_str(&b, res.body.ptr, res.body.len);
+  }
+  mc_buf_append_cstr(&b, ",\"served_by\":");
+  mc_buf_append_json_str(&b, served, strlen(served));
+  mc_buf_append_char(&b, '}');
+  int rc = mc_res_json(req, err ? 502 : 200, mc_buf_slice(&b));
+  mc_buf_free(&b);
+  return rc;
+}
 
 static int call(mc_req *req) {
   const call_query *q = mc_req_query(req);
   mc_arena *a = mc_req_arena(req);
+  if (q->stream || q->upload >= 0 || q->h2)
+    return call_streaming(req, q);
   char served[128] = "";
   mc_http_response res;
   int err = mc_call_service(
