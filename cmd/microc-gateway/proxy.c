@@ -332,6 +332,141 @@ static int failed(mc_req *req, const gw_route *r, int err) {
   return refuse(req, 502, "%s failed: %s", r->service, mc_strerror(err));
 }
 
+/* ---- bodies ------------------------------------------------------------- */
+
+/* Bodies up to this size are read whole before the call, so that a failed
+ * attempt can be made again elsewhere; longer ones stream through. */
+#define HELD_BODY (64 * 1024)
+
+/* The request's body for the upstream call as a source: what was read
+ * ahead first, then the rest as the client sends it. */
+typedef struct body_feed {
+  mc_req *req;
+  mc_slice ahead[2];
+  int next;
+} body_feed;
+
+static int feed_read(void *ud, mc_slice *chunk) {
+  body_feed *f = ud;
+  while (f->next < 2) {
+    mc_slice s = f->ahead[f->next++];
+    if (s.len) {
+      *chunk = s;
+      return 0;
+    }
+  }
+  return mc_req_body_read(f->req, chunk);
+}
+
+static int body_failed(mc_req *req, int err) {
+  if (err == MC_ETOOBIG)
+    return refuse(req, 413, "request body too large");
+  if (err == MC_ETIMEDOUT)
+    return refuse(req, 408, "request body not received in time");
+  if (err == MC_ECANCELED)
+    return refuse(req, 503, "the gateway is shutting down");
+  return refuse(req, 400, "request body: %s", mc_strerror(err));
+}
+
+/* Reads up to HELD_BODY of the body. When that is all of it, *whole is
+ * set; otherwise f is ready to give what was read and then the rest. */
+static int read_ahead(mc_req *req, body_feed *f, mc_slice *whole,
+                      bool *streams) {
+  char *held = NULL;
+  size_t n = 0;
+  for (;;) {
+    mc_slice piece;
+    int err = mc_req_body_read(req, &piece);
+    if (err)
+      return err;
+    if (!piece.len) {
+      *whole = (mc_slice){held ? held : "", n};
+      *streams = false;
+      return 0;
+    }
+    if (n + piece.len > HELD_BODY) { /* the piece is valid until the next
+                                        read: the feed gives it first */
+      f->ahead[0] = (mc_slice){held, n};
+      f->ahead[1] = piece;
+      *streams = true;
+      return 0;
+    }
+    if (!held && !(held = mc_arena_alloc(mc_req_arena(req), HELD_BODY)))
+      return MC_ENOMEM;
+    memcpy(held + n, piece.ptr, piece.len);
+    n += piece.len;
+  }
+}
+
+/* The length the client declared, or -1. */
+static int64_t declared_length(mc_slice v) {
+  int64_t n;
+  return v.len && mc_slice_to_i64(v, &n) == 0 && n >= 0 ? n : -1;
+}
+
+/* Relays the answer's body. One with no body, or a short one of known
+ * length, is held whole and leaves in one piece (so one that breaks off
+ * is still a 502); a longer one goes piece by piece as it comes, and if it
+ * breaks off upstream it breaks off here too (the connection closes, or
+ * the stream is reset), so the client can tell. */
+static int relay(mc_req *req, const gw_route *r, mc_http_response *res,
+                 mc_slice ct, int64_t length, bool whole_ok) {
+  mc_slice piece;
+  int err = mc_http_read(res, &piece);
+  if (err)
+    return failed(req, r, err);
+  if (!piece.len) { /* no body: a trailers-only gRPC answer, say */
+    for (size_t i = 0; i < res->ntrailers; i++)
+      mc_res_trailer(req, res->trailers[i].name, res->trailers[i].value);
+    return mc_res_send(req, res->status, ct, piece);
+  }
+  if (whole_ok && length >= 0 && length <= HELD_BODY) {
+    char *held = NULL;
+    size_t n = 0;
+    while (piece.len && n + piece.len <= (uint64_t)length) {
+      if (n == 0 && piece.len == (uint64_t)length)
+        break; /* came whole with the head: no copy */
+      if (!held && !(held = mc_arena_alloc(mc_req_arena(req), HELD_BODY)))
+        return MC_ENOMEM;
+      memcpy(held + n, piece.ptr, piece.len);
+      n += piece.len;
+      if (n == (uint64_t)length)
+        break;
+      if ((err = mc_http_read(res, &piece)))
+        return failed(req, r, err);
+    }
+    if (held)
+      piece = (mc_slice){held, n};
+    if (piece.len != (uint64_t)length)
+      return failed(req, r, MC_EPROTO);
+    /* the copy is made before the read that ends the exchange, which may
+     * reuse the buffer */
+    err = mc_res_send(req, res->status, ct, piece);
+    mc_slice end;
+    if (!err && (mc_http_read(res, &end) != 0 || end.len))
+      MC_LOG(MC_LOG_WARN, "upstream sent more than its Content-Length",
+             MC_LOG_CSTR("route", r->name));
+    return err;
+  }
+  err = mc_res_begin(req, res->status, ct, length);
+  while (!err && piece.len) {
+    if ((err = mc_res_write(req, piece)))
+      break;
+    if ((err = mc_http_read(res, &piece))) {
+      ADD(r->stats->bad_gateway, 1);
+      MC_LOG(MC_LOG_WARN, "upstream answer broke off",
+             MC_LOG_CSTR("route", r->name),
+             MC_LOG_CSTR("error", mc_strerror(err)));
+      return 0; /* cut short: the handler's return tells the client */
+    }
+  }
+  if (err)
+    return 0; /* the client went away, or stopped reading */
+  for (size_t i = 0; i < res->ntrailers; i++) /* grpc-status and the like */
+    mc_res_trailer(req, res->trailers[i].name, res->trailers[i].value);
+  return mc_res_end(req);
+}
+
 static int forward(mc_req *req, const gw_config *c, const gw_route *r,
                    const gw_claims *claims, mc_slice origin) {
   mc_arena *a = mc_req_arena(req);
@@ -380,11 +515,18 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
   const char *target = upstream_target(req, r);
   if (!target)
     return MC_ENOMEM;
-  uint64_t now = mc_now_ns();
-  uint64_t dl = now + r->timeout_ms * 1000000ull;
-  uint64_t old = mc_deadline();
-  if (!old || dl < old)
-    mc_deadline_set(dl);
+  /* The body: gRPC's streams both ways at once, so it is never waited
+   * for; others are held when short, streamed when long. */
+  body_feed feed = {.req = req};
+  mc_body_source src = {feed_read, &feed,
+                        declared_length(header(req, "content-length"))};
+  mc_slice whole = {"", 0};
+  bool streams = grpc;
+  if (!grpc) {
+    int err = read_ahead(req, &feed, &whole, &streams);
+    if (err)
+      return body_failed(req, err);
+  }
   char method[16];
   mc_slice m = mc_req_method(req);
   snprintf(method, sizeof method, "%.*s", (int)(m.len < 15 ? m.len : 15),
@@ -395,20 +537,28 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
                                        .path = target,
                                        .headers = hs,
                                        .nheaders = n,
-                                       .body = mc_req_body_raw(req),
+                                       .body = whole,
+                                       .body_source = streams ? &src : NULL,
+                                       .stream = true,
                                        .timeout_ms = r->timeout_ms,
                                        .max_attempts = r->attempts,
                                        .balancer = r->balancer,
                                        .h2 = grpc},
                             a, &res);
+  if (err == MC_ETOOBIG) /* the client's body, past its limit */
+    return body_failed(req, err);
   if (err)
     return failed(req, r, err);
   mc_slice ct = {0};
+  int64_t length = -1;
   for (size_t i = 0; i < res.nheaders; i++) {
     mc_header *h = &res.headers[i];
     if (h->name.len == 12 &&
         mc_slice_eq_nocase(h->name, MC_LIT("content-type")))
       ct = h->value;
+    else if (h->name.len == 14 &&
+             mc_slice_eq_nocase(h->name, MC_LIT("content-length")))
+      length = declared_length(h->value);
     if (answer_dropped(h->name))
       continue;
     /* the gateway's own CORS answer replaces the service's */
@@ -424,11 +574,13 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
       mc_res_header(req, MC_LIT("Access-Control-Expose-Headers"),
                     mc_slice_cstr(r->cors.expose));
   }
-  for (size_t i = 0; i < res.ntrailers; i++) /* grpc-status and the like */
-    mc_res_trailer(req, res.trailers[i].name, res.trailers[i].value);
-  return mc_res_send(req, res.status,
-                     ct.len ? ct : MC_LIT("application/octet-stream"),
-                     res.body);
+  if (mc_slice_eq(m, MC_LIT("HEAD")))
+    length = -1; /* the length of a body that does not come */
+  /* (trailers come after the body over HTTP/2: those always stream) */
+  err = relay(req, r, &res, ct.len ? ct : MC_LIT("application/octet-stream"),
+              length, !grpc);
+  mc_http_close(&res); /* from this fiber: a body source is waited for */
+  return err;
 }
 
 static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
@@ -513,4 +665,5 @@ const mc_route gw_proxy_route = {"*",
                                  proxy,
                                  .hidden = true,
                                  .body_limit = body_limit,
-                                 .max_body = 1u << 30};
+                                 .max_body = 1u << 30,
+                                 .stream_body = true};

@@ -413,11 +413,14 @@ static void settle(call *c) {
 static void on_write(uv_write_t *w, int status);
 
 /* Writes what nghttp2 has queued, one uv_write at a time: the frames
- * serialized meanwhile wait inside nghttp2. */
+ * serialized meanwhile wait inside nghttp2. Each write takes at most
+ * FLUSH_MAX bytes of frames; a body streaming out (a large window) would
+ * otherwise be pulled whole into the buffer. */
+#define FLUSH_MAX (256u << 10)
 static void flush_out(call *c) {
   if (c->writing || c->closing || c->error)
     return;
-  for (;;) {
+  while (c->out.len < FLUSH_MAX) {
     const uint8_t *p;
     ssize_t n = nghttp2_session_mem_send(c->h2, &p);
     if (n < 0) {

@@ -311,6 +311,7 @@ class Upstream:
       /slow?ms=N       answers after N ms
       /close           closes without answering
       /half            sends half an answer, then closes
+      /breakoff        1 MiB of a chunked answer, then closes without its end
       /reset           resets the connection (RST)
       /garbage         answers with bytes that are not HTTP
       /status?code=N   answers with status N
@@ -443,6 +444,12 @@ class Upstream:
                     return
                 elif path == "/half":
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf")
+                    c.close()
+                    return
+                elif path == "/breakoff":  # a long answer that stops midway
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    for _ in range(16):
+                        c.sendall(b"10000\r\n" + b"b" * 0x10000 + b"\r\n")
                     c.close()
                     return
                 elif path == "/reset":

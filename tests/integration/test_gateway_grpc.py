@@ -38,6 +38,13 @@ class EchoServer:
         def fail(request, context):
             context.abort(grpc.StatusCode.NOT_FOUND, "no such thing: é")
 
+        def chat(requests_, context):  # bidirectional: an answer per message
+            for m in requests_:
+                yield b"re:" + m
+
+        def total(requests_, context):  # client streaming
+            return b"%d" % sum(len(m) for m in requests_)
+
         handlers = {
             "Say": grpc.unary_unary_rpc_method_handler(
                 say, request_deserializer=identity, response_serializer=identity),
@@ -45,6 +52,10 @@ class EchoServer:
                 many, request_deserializer=identity, response_serializer=identity),
             "Fail": grpc.unary_unary_rpc_method_handler(
                 fail, request_deserializer=identity, response_serializer=identity),
+            "Chat": grpc.stream_stream_rpc_method_handler(
+                chat, request_deserializer=identity, response_serializer=identity),
+            "Total": grpc.stream_unary_rpc_method_handler(
+                total, request_deserializer=identity, response_serializer=identity),
         }
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self.server.add_generic_rpc_handlers(
@@ -62,6 +73,7 @@ routes:
     service: echo-grpc
     auth: public
     timeout: 5s
+    max_body: 64m
   - prefix: /secure.Echo/
     service: echo-grpc
     rewrite: /echo.Echo/
@@ -176,3 +188,57 @@ def test_connections_to_the_service_are_reused(system):
     # a connection a call would leave 60 more in TIME-WAIT
     assert len(conns("time-wait") - before) <= 4
     assert len(conns("established")) <= 2 * 2 * 16  # both ends, per worker cap
+
+
+def test_bidirectional_stream_answer_by_answer(system):
+    """Each answer arrives before the next message is sent: the gateway
+    passes both directions on as they come, holding neither."""
+    import queue
+    _, channel = system
+    chat = channel.stream_stream("/echo.Echo/Chat", request_serializer=identity,
+                                 response_deserializer=identity)
+    outbox = queue.Queue()
+
+    def messages():
+        while True:
+            m = outbox.get()
+            if m is None:
+                return
+            yield m
+
+    answers = chat(messages(), timeout=20 * SLOW)
+    for i in range(5):
+        outbox.put(b"m%d" % i)
+        assert next(answers) == b"re:m%d" % i
+    outbox.put(None)
+    assert list(answers) == []
+    assert answers.code() == grpc.StatusCode.OK
+
+
+def test_client_stream_of_many_megabytes(system):
+    """24 MiB in a stream, on a route whose body cap is 64m."""
+    _, channel = system
+    total = channel.stream_unary("/echo.Echo/Total", request_serializer=identity,
+                                 response_deserializer=identity)
+    msgs = [bytes(1 << 20) for _ in range(24)]
+    assert total(iter(msgs), timeout=30 * SLOW) == b"%d" % (24 << 20)
+
+
+def test_server_stream_of_many_messages(system):
+    _, channel = system
+    many = channel.unary_stream("/echo.Echo/Many", request_serializer=identity,
+                                response_deserializer=identity)
+    got = list(many(b"2000", timeout=30 * SLOW))
+    assert len(got) == 2000 and got[-1] == b"part-1999"
+
+
+def test_stream_past_the_route_body_cap_is_resource_exhausted(system):
+    _, channel = system
+    total = channel.stream_unary("/secure.Echo/Total", request_serializer=identity,
+                                 response_deserializer=identity)
+    tok = pyjwt.encode({"sub": "bob", "exp": int(time.time()) + 60}, SECRET,
+                       algorithm="HS256")
+    with pytest.raises(grpc.RpcError) as e:
+        total(iter([bytes(1 << 20)] * 3), timeout=30 * SLOW,
+              metadata=(("authorization", f"Bearer {tok}"),))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
