@@ -42,9 +42,8 @@ static gw_config *req_config(mc_req *req) {
   return c;
 }
 
-static mc_slice header(mc_req *req, const char *name) {
-  return mc_req_header(req, mc_slice_cstr(name));
-}
+/* A request header by its literal name. */
+#define header(req, lit) mc_req_header((req), MC_LIT(lit))
 
 /* gRPC: HTTP/2 with an application/grpc body. Its callers read a
  * grpc-status, not an HTTP status, so the gateway's own refusals take
@@ -142,14 +141,16 @@ static void cors_headers(mc_req *req, const gw_cors *c, mc_slice origin) {
                   MC_LIT("true"));
 }
 
-/* Origin values go back in a header: printable and short only. */
-static bool origin_sane(mc_slice o) {
+/* The Origin header, when sane: it goes back in a header, so printable and
+ * short only. */
+static mc_slice request_origin(mc_req *req) {
+  mc_slice o = header(req, "origin");
   if (!o.len || o.len > 256)
-    return false;
+    return (mc_slice){0};
   for (size_t i = 0; i < o.len; i++)
     if (o.ptr[i] <= 0x20 || o.ptr[i] >= 0x7f)
-      return false;
-  return true;
+      return (mc_slice){0};
+  return o;
 }
 
 static int preflight(mc_req *req, const gw_route *r, mc_slice origin) {
@@ -470,21 +471,23 @@ static int relay(mc_req *req, const gw_route *r, mc_http_response *res,
 static int forward(mc_req *req, const gw_config *c, const gw_route *r,
                    const gw_claims *claims, mc_slice origin) {
   mc_arena *a = mc_req_arena(req);
-  mc_header *hs = mc_arena_alloc(a, (MAX_HEADERS + 8) * sizeof *hs);
+  size_t given = mc_req_header_count(req);
+  if (given > MAX_HEADERS)
+    return refuse(req, 431, "too many headers to pass on");
+  mc_header *hs = mc_arena_alloc(a, (given + 8) * sizeof *hs);
   if (!hs)
     return MC_ENOMEM;
   size_t n = 0;
   mc_slice conn = header(req, "connection");
   mc_slice xff = {0};
-  for (size_t i = 0; i < mc_req_header_count(req); i++) {
+  for (size_t i = 0; i < given; i++) {
     mc_slice name, value;
     mc_req_header_at(req, i, &name, &value);
-    if (mc_slice_eq_nocase(name, MC_LIT("x-forwarded-for")) && !xff.ptr)
+    if (name.len == 15 && !xff.ptr &&
+        mc_slice_eq_nocase(name, MC_LIT("x-forwarded-for")))
       xff = value;
-    if (dropped(name, c) || named_by_connection(conn, name))
+    if (dropped(name, c) || (conn.len && named_by_connection(conn, name)))
       continue;
-    if (n == MAX_HEADERS)
-      return refuse(req, 431, "too many headers to pass on");
     hs[n++] = (mc_header){name, value};
   }
   mc_slice peer = mc_req_peer(req);
@@ -529,8 +532,9 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
   }
   char method[16];
   mc_slice m = mc_req_method(req);
-  snprintf(method, sizeof method, "%.*s", (int)(m.len < 15 ? m.len : 15),
-           m.ptr);
+  size_t ml = m.len < 15 ? m.len : 15;
+  memcpy(method, m.ptr, ml);
+  method[ml] = 0;
   mc_http_response res;
   int err = mc_call_service(&(mc_call){.service = r->service,
                                        .method = method,
@@ -568,6 +572,8 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
     /* the answer's headers live in the request's arena already */
     mc_res_header_ref(req, h->name, h->value);
   }
+  if (r->cors.on && !origin.len)
+    origin = request_origin(req);
   if (r->cors.on && origin.len && origin_allowed(&r->cors, origin)) {
     cors_headers(req, &r->cors, origin);
     if (r->cors.expose)
@@ -585,22 +591,22 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
 
 static int route_request(mc_req *req, gw_config *c, const gw_route **rp) {
   mc_slice method = mc_req_method(req), path = mc_req_path(req);
-  mc_slice host = header(req, "host");
-  mc_slice origin = header(req, "origin");
-  if (!origin_sane(origin))
-    origin = (mc_slice){0};
-  mc_slice acrm = header(req, "access-control-request-method");
-  bool is_preflight =
-      mc_slice_eq(method, MC_LIT("OPTIONS")) && origin.len && acrm.len;
-  const gw_route *r = is_preflight ? gw_route_match(c, acrm, path, host)
-                                   : mc_req_local(req, &route_key);
-  if (!r && !is_preflight) /* none, or not looked for yet */
-    r = gw_route_match(c, method, path, host);
+  mc_slice origin = {0}, acrm = {0};
+  bool options = mc_slice_eq(method, MC_LIT("OPTIONS"));
+  if (options) {
+    origin = request_origin(req);
+    acrm = header(req, "access-control-request-method");
+  }
+  bool is_preflight = options && origin.len && acrm.len;
+  const gw_route *r = mc_req_local(req, &route_key);
+  if (is_preflight || !r) /* another method's, or not looked for yet */
+    r = gw_route_match(c, is_preflight ? acrm : method, path,
+                       header(req, "host"));
   *rp = r;
   if (r)
     mc_req_set_label(req, r->name);
   if (!r) {
-    if (gw_route_path_known(c, path, host))
+    if (gw_route_path_known(c, path, header(req, "host")))
       return refuse(req, 405, "%.*s is not allowed here", MC_SLICE_ARG(method));
     return refuse(req, 404, "no route matches this path");
   }

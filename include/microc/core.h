@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -104,9 +105,25 @@ MC_EXTERN void mc_buf_free(mc_buf *b);
 MC_EXTERN void mc_buf_reset(mc_buf *b);
 /* Makes room for n more bytes. MC_ENOMEM, MC_ETOOBIG. */
 MC_EXTERN int mc_buf_reserve(mc_buf *b, size_t n);
-MC_EXTERN int mc_buf_append(mc_buf *b, const void *p, size_t n);
-MC_EXTERN int mc_buf_append_slice(mc_buf *b, mc_slice s);
-MC_EXTERN int mc_buf_append_cstr(mc_buf *b, const char *s);
+/* Appends n bytes (the buffer stays NUL-terminated). MC_ENOMEM,
+ * MC_ETOOBIG. Inline: answers and requests are built from many small
+ * appends, and the common case (room enough, under the cap) is a copy. */
+MC_EXTERN int mc__buf_append_slow(mc_buf *b, const void *p, size_t n);
+static inline int mc_buf_append(mc_buf *b, const void *p, size_t n) {
+  if (!(n < b->cap - b->len && (!b->limit || b->len + n <= b->limit)))
+    return mc__buf_append_slow(b, p, n);
+  if (n)
+    memcpy(b->ptr + b->len, p, n);
+  b->len += n;
+  b->ptr[b->len] = '\0';
+  return 0;
+}
+static inline int mc_buf_append_slice(mc_buf *b, mc_slice s) {
+  return mc_buf_append(b, s.ptr, s.len);
+}
+static inline int mc_buf_append_cstr(mc_buf *b, const char *s) {
+  return mc_buf_append(b, s, strlen(s));
+}
 MC_EXTERN int mc_buf_append_char(mc_buf *b, char c);
 /* n in decimal: what "%llu" writes, without printf's cost. */
 MC_EXTERN int mc_buf_append_u64(mc_buf *b, uint64_t n);

@@ -46,26 +46,15 @@ int mc_buf_reserve(mc_buf *b, size_t n) {
   return 0;
 }
 
-int mc_buf_append(mc_buf *b, const void *p, size_t n) {
-  /* the common case, room enough and under the cap, without a call */
-  if (!(n < b->cap - b->len && (!b->limit || b->len + n <= b->limit))) {
-    int err = mc_buf_reserve(b, n);
-    if (err)
-      return err;
-  }
+int mc__buf_append_slow(mc_buf *b, const void *p, size_t n) {
+  int err = mc_buf_reserve(b, n);
+  if (err)
+    return err;
   if (n)
     memcpy(b->ptr + b->len, p, n);
   b->len += n;
   b->ptr[b->len] = '\0';
   return 0;
-}
-
-int mc_buf_append_slice(mc_buf *b, mc_slice s) {
-  return mc_buf_append(b, s.ptr, s.len);
-}
-
-int mc_buf_append_cstr(mc_buf *b, const char *s) {
-  return mc_buf_append(b, s, strlen(s));
 }
 
 int mc_buf_append_u64(mc_buf *b, uint64_t n) {

@@ -73,8 +73,17 @@ bool mc_slice_is_field_value(mc_slice s) {
 }
 
 bool mc_slice_in_nocase(mc_slice s, const mc_slice *list, size_t n) {
+  if (!s.len) {
+    for (size_t i = 0; i < n; i++)
+      if (!list[i].len)
+        return true;
+    return false;
+  }
+  /* the length and the first letter turn most names away without a call */
+  unsigned char first = lower((unsigned char)s.ptr[0]);
   for (size_t i = 0; i < n; i++)
-    if (s.len == list[i].len && mc_slice_eq_nocase(s, list[i]))
+    if (s.len == list[i].len && lower((unsigned char)list[i].ptr[0]) == first &&
+        mc_slice_eq_nocase(s, list[i]))
       return true;
   return false;
 }
