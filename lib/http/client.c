@@ -255,8 +255,16 @@ static void on_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf) {
   buf->len = sizeof P->rbuf;
 }
 
+static void on_read_stream(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* One read callback for every state of a connection, so that moving
+ * between them costs no epoll_ctl calls. */
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   conn *c = s->data;
+  if (c->streaming) {
+    on_read_stream(s, nread, buf);
+    return;
+  }
   if (nread == 0)
     return;
   if (!c->waiting) {
@@ -346,9 +354,11 @@ static void conn_release(conn *c, bool reusable) {
   mc_buf_reset(&c->wbuf);
   if (c->streaming) {
     c->streaming = c->stream = false;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    mc_buf_free(&c->taken);
-    mc_buf_free(&c->rd.body); /* up to twice the unread cap: not kept */
+    mc_buf_reset(&c->taken);
+    if (c->taken.cap > 2 * MC__STREAM_UNREAD_MAX)
+      mc_buf_free(&c->taken); /* a large answer's memory is not kept */
+    if (c->rd.body.cap > 2 * MC__STREAM_UNREAD_MAX)
+      mc_buf_free(&c->rd.body);
   }
   int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   if (err && err != UV_EALREADY) {
@@ -616,9 +626,23 @@ static void on_write_stream(uv_write_t *w, int status) {
   finish(c, 0, false);
 }
 
-/* Hands bufs to libuv; the fiber waits for the write before the next. */
+/* Writes bufs now as far as the socket takes them, and hands the rest to
+ * libuv (a write that must wait costs two epoll_ctl calls); the fiber
+ * waits for that before the next. */
 static int write_stream(conn *c, uv_buf_t *bufs, unsigned n) {
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write_stream))
+  int k = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+  if (k < 0 && k != UV_EAGAIN)
+    return from_uv(k);
+  size_t done = k > 0 ? (size_t)k : 0;
+  unsigned i = 0;
+  while (i < n && done >= bufs[i].len)
+    done -= bufs[i++].len;
+  if (i == n)
+    return 0;
+  bufs[i].base += done;
+  bufs[i].len -= (unsigned)done;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs + i, n - i,
+               on_write_stream))
     return MC_ECONNRESET;
   c->writing = true;
   return 0;
@@ -695,10 +719,10 @@ static int exchange_streaming(conn *c, const mc_http_request *r,
   c->error = c->write_error = 0;
   if (r->stream)
     c->rd.body.limit = 0;
-  mc_buf_free(&c->taken);
-  uv_read_stop((uv_stream_t *)&c->tcp); /* a pooled one reads with on_read */
-  int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_stream);
-  if (err)
+  mc_buf_reset(&c->taken);
+  /* a pooled connection reads already (on_read turns to on_read_stream) */
+  int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (err && err != UV_EALREADY)
     return from_uv(err);
   uv_buf_t b[2] = {uv_buf_init(c->wbuf.ptr, (unsigned)c->wbuf.len),
                    uv_buf_init((char *)r->body.ptr, (unsigned)r->body.len)};
@@ -744,8 +768,7 @@ static int h1_stream_read(mc__http_stream *s, mc_http_response *res,
       *chunk = (mc_slice){c->taken.ptr, c->taken.len};
       if (c->paused && !c->closing) {
         c->paused = false;
-        int err =
-            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read_stream);
+        int err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         if (err && err != UV_EALREADY && !c->error)
           c->error = from_uv(err);
       }
