@@ -224,41 +224,63 @@ static int authenticate(mc_req *req, const gw_config *c, const gw_route *r,
 
 /* ---- forwarding ------------------------------------------------------- */
 
-/* Not passed on: hop-by-hop headers (RFC 9110 §7.6.1), those the client
- * sets itself, and those the gateway writes anew. */
-static const mc_slice request_dropped[] = {MC_LIT("connection"),
-                                           MC_LIT("keep-alive"),
-                                           MC_LIT("proxy-connection"),
-                                           MC_LIT("proxy-authenticate"),
-                                           MC_LIT("proxy-authorization"),
-                                           MC_LIT("te"),
-                                           MC_LIT("trailer"),
-                                           MC_LIT("transfer-encoding"),
-                                           MC_LIT("upgrade"),
-                                           MC_LIT("host"),
-                                           MC_LIT("content-length"),
-                                           MC_LIT("expect"),
-                                           MC_LIT("traceparent"),
-                                           MC_LIT("tracestate"),
-                                           MC_LIT("x-request-id"),
-                                           MC_LIT("x-request-timeout-ms"),
-                                           MC_LIT("x-forwarded-for"),
-                                           MC_LIT("x-forwarded-proto"),
-                                           MC_LIT("x-forwarded-host"),
-                                           MC_LIT("forwarded"),
-                                           MC_LIT("http2-settings")};
+/* What a header is to the proxy: not passed on to the service (hop-by-hop
+ * headers, RFC 9110 §7.6.1, those the client sets itself, and those the
+ * gateway writes anew), not passed back from it (hop-by-hop, and those the
+ * gateway's server writes), or the X-Forwarded-For to append to. A switch
+ * on the length: every header of every request and answer comes here. */
+enum { DROP_IN = 1, DROP_OUT = 2, XFF = 4 };
 
-static const mc_slice answer_dropped_names[] = {
-    MC_LIT("connection"), MC_LIT("keep-alive"),     MC_LIT("proxy-connection"),
-    MC_LIT("te"),         MC_LIT("trailer"),        MC_LIT("transfer-encoding"),
-    MC_LIT("upgrade"),    MC_LIT("content-length"), MC_LIT("content-type"),
-    MC_LIT("date"),       MC_LIT("server"),         MC_LIT("x-request-id"),
-    MC_LIT("traceparent")};
+static unsigned header_kind(mc_slice n) {
+#define IS(lit) mc_slice_eq_nocase(n, MC_LIT(lit))
+  const unsigned HOP = DROP_IN | DROP_OUT;
+  switch (n.len) {
+  case 2:
+    return IS("te") ? HOP : 0;
+  case 4:
+    return IS("host") ? DROP_IN : IS("date") ? DROP_OUT : 0;
+  case 6:
+    return IS("expect") ? DROP_IN : IS("server") ? DROP_OUT : 0;
+  case 7:
+    return IS("trailer") || IS("upgrade") ? HOP : 0;
+  case 9:
+    return IS("forwarded") ? DROP_IN : 0;
+  case 10:
+    return IS("connection") || IS("keep-alive") ? HOP
+           : IS("tracestate")                   ? DROP_IN
+                                                : 0;
+  case 11:
+    return IS("traceparent") ? HOP : 0;
+  case 12:
+    return IS("x-request-id") ? HOP : IS("content-type") ? DROP_OUT : 0;
+  case 14:
+    return IS("content-length") ? HOP : IS("http2-settings") ? DROP_IN : 0;
+  case 15:
+    return IS("x-forwarded-for") ? DROP_IN | XFF : 0;
+  case 16:
+    return IS("proxy-connection") ? HOP : IS("x-forwarded-host") ? DROP_IN : 0;
+  case 17:
+    return IS("transfer-encoding")   ? HOP
+           : IS("x-forwarded-proto") ? DROP_IN
+                                     : 0;
+  case 18:
+    return IS("proxy-authenticate") ? DROP_IN : 0;
+  case 19:
+    return IS("proxy-authorization") ? DROP_IN : 0;
+  case 20:
+    return IS("x-request-timeout-ms") ? DROP_IN : 0;
+  default:
+    return 0;
+  }
+#undef IS
+}
 
-static bool dropped(mc_slice name, const gw_config *c) {
-  return mc_slice_in_nocase(name, request_dropped, MC_COUNT(request_dropped)) ||
-         mc_slice_eq_nocase(name, c->subject_hdr) ||
-         mc_slice_eq_nocase(name, c->scopes_hdr);
+/* The identity headers the gateway sets: never taken from the client. */
+static bool identity_header(mc_slice name, const gw_config *c) {
+  return (name.len == c->subject_hdr.len &&
+          mc_slice_eq_nocase(name, c->subject_hdr)) ||
+         (name.len == c->scopes_hdr.len &&
+          mc_slice_eq_nocase(name, c->scopes_hdr));
 }
 
 /* Also those the Connection header names. */
@@ -275,11 +297,6 @@ static bool named_by_connection(mc_slice conn, mc_slice name) {
     i = j;
   }
   return false;
-}
-
-static bool answer_dropped(mc_slice name) {
-  return mc_slice_in_nocase(name, answer_dropped_names,
-                            MC_COUNT(answer_dropped_names));
 }
 
 /* The path the service gets: the rewrite in place of the prefix, and the
@@ -483,10 +500,11 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
   for (size_t i = 0; i < given; i++) {
     mc_slice name, value;
     mc_req_header_at(req, i, &name, &value);
-    if (name.len == 15 && !xff.ptr &&
-        mc_slice_eq_nocase(name, MC_LIT("x-forwarded-for")))
+    unsigned kind = header_kind(name);
+    if ((kind & XFF) && !xff.ptr)
       xff = value;
-    if (dropped(name, c) || (conn.len && named_by_connection(conn, name)))
+    if ((kind & DROP_IN) || identity_header(name, c) ||
+        (conn.len && named_by_connection(conn, name)))
       continue;
     hs[n++] = (mc_header){name, value};
   }
@@ -563,7 +581,7 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
     else if (h->name.len == 14 &&
              mc_slice_eq_nocase(h->name, MC_LIT("content-length")))
       length = declared_length(h->value);
-    if (answer_dropped(h->name))
+    if (header_kind(h->name) & DROP_OUT)
       continue;
     /* the gateway's own CORS answer replaces the service's */
     if (r->cors.on && h->name.len > 12 &&

@@ -29,20 +29,35 @@ static inline uint64_t lower8(uint64_t x) {
 /* Header names are compared all the time, mostly against one spelled in
  * lower case: eight bytes at a time, where bytes that differ may differ
  * only in the 0x20 bit and only where that bit makes an ASCII letter. */
+static inline bool eq8_nocase(const unsigned char *p, const unsigned char *q) {
+  uint64_t x, y;
+  memcpy(&x, p, 8);
+  memcpy(&y, q, 8);
+  return x == y || lower8(x) == lower8(y);
+}
+
+static inline bool eq4_nocase(const unsigned char *p, const unsigned char *q) {
+  uint32_t x, y;
+  memcpy(&x, p, 4);
+  memcpy(&y, q, 4);
+  return x == y || lower8(x) == lower8(y);
+}
+
 bool mc_slice_eq_nocase(mc_slice a, mc_slice b) {
   if (a.len != b.len)
     return false;
   const unsigned char *p = (const unsigned char *)a.ptr;
   const unsigned char *q = (const unsigned char *)b.ptr;
-  size_t i = 0;
-  for (; i + 8 <= a.len; i += 8) {
-    uint64_t x, y;
-    memcpy(&x, p + i, 8);
-    memcpy(&y, q + i, 8);
-    if (x != y && lower8(x) != lower8(y))
-      return false;
+  size_t n = a.len;
+  if (n >= 8) { /* words, the last one overlapping the one before */
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if (!eq8_nocase(p + i, q + i))
+        return false;
+    return eq8_nocase(p + n - 8, q + n - 8);
   }
-  for (; i < a.len; i++)
+  if (n >= 4)
+    return eq4_nocase(p, q) && eq4_nocase(p + n - 4, q + n - 4);
+  for (size_t i = 0; i < n; i++)
     if (lower(p[i]) != lower(q[i]))
       return false;
   return true;

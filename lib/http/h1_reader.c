@@ -153,7 +153,8 @@ static int on_headers_complete(llhttp_t *p) {
   /* Any Transfer-Encoding, even an empty one, must end in chunked and
    * never come with a Content-Length: the two framings disagree. */
   for (uint32_t i = 0; i < r->nheaders; i++)
-    if (mc_slice_eq_nocase(r->headers[i].name, MC_LIT("transfer-encoding"))) {
+    if (r->headers[i].name.len == 17 &&
+        mc_slice_eq_nocase(r->headers[i].name, MC_LIT("transfer-encoding"))) {
       if (!r->chunked)
         return fail(r, 400, "Transfer-Encoding without chunked");
       if (r->content_length >= 0)
@@ -172,7 +173,8 @@ static int on_headers_complete(llhttp_t *p) {
   /* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
   unsigned hosts = 0;
   for (uint32_t i = 0; i < r->nheaders; i++)
-    hosts += mc_slice_eq_nocase(r->headers[i].name, MC_LIT("host"));
+    hosts += r->headers[i].name.len == 4 &&
+             mc_slice_eq_nocase(r->headers[i].name, MC_LIT("host"));
   if (hosts > 1)
     return fail(r, 400, "more than one Host header");
   if (hosts == 0 && r->http_minor >= 1)

@@ -76,6 +76,29 @@ Test(slice, nocase_matches_the_byte_rule) {
   cr_assert(mc_slice_eq_nocase(MC_LIT(""), MC_LIT("")));
 }
 
+/* Every length up to three words, with the differing byte at each place:
+ * the short forms (bytes, two overlapping halves) and the overlapping last
+ * word must agree with the byte rule too. */
+Test(slice, nocase_every_length_and_place) {
+  static const int probes[] = {'A', 'a', 'Z', 'z',  '@',  '`',  '[',
+                               '{', '-', 0,   0x80, 0xC1, 0xE1, 'q'};
+  char a[24], b[24];
+  for (size_t n = 0; n <= 24; n++)
+    for (size_t at = 0; at < n; at++)
+      for (size_t i = 0; i < sizeof probes / sizeof *probes; i++)
+        for (size_t j = 0; j < sizeof probes / sizeof *probes; j++) {
+          for (size_t k = 0; k < n; k++) {
+            a[k] = (char)("Transfer-Encoding-X-Abcd"[k]);
+            b[k] = (char)("transfer-encoding-x-ABCD"[k]);
+          }
+          a[at] = (char)probes[i];
+          b[at] = (char)probes[j];
+          cr_assert_eq(mc_slice_eq_nocase((mc_slice){a, n}, (mc_slice){b, n}),
+                       ref_eq_nocase(a, b, n), "n %zu at %zu: %d %d", n, at,
+                       probes[i], probes[j]);
+        }
+}
+
 Test(slice, in_nocase) {
   static const mc_slice names[] = {MC_LIT("te"), MC_LIT("connection")};
   cr_assert(mc_slice_in_nocase(MC_LIT("Connection"), names, 2));
