@@ -49,7 +49,14 @@ struct conn {
   bool writing; /* a write is still with libuv */
   bool extra;   /* the peer sent bytes past the answer */
   bool closing;
+  bool pooled; /* idle in its host's list */
   int open_handles;
+  /* The one timer, moved lazily: a wait or an idle spell sets due, and the
+   * timer is restarted only when it would fire later than that; firing
+   * early, it sleeps again until due. An exchange then costs no timer
+   * calls but the first. */
+  uint64_t due;      /* mc_now_ns when the wait or idle spell ends; 0: none */
+  uint64_t timer_at; /* mc_now_ns the armed timer fires at; 0: not armed */
   /* streaming exchanges: see on_read_stream */
   bool streaming;   /* on_read_stream reads for this exchange */
   bool stream;      /* the answer's body is read in pieces */
@@ -190,8 +197,32 @@ static void finish(conn *c, int result, bool queue) {
     mc__fiber_resume(c->waiter);
 }
 
-static void on_timeout(uv_timer_t *t) {
-  finish(t->data, MC_ETIMEDOUT, false);
+static void conn_arm(conn *c, uint64_t at);
+
+static void on_timer(uv_timer_t *t) {
+  conn *c = t->data;
+  c->timer_at = 0;
+  if (!c->due || c->closing)
+    return;
+  if (mc_now_ns() < c->due) {
+    conn_arm(c, c->due);
+    return;
+  }
+  c->due = 0;
+  if (c->waiting)
+    finish(c, MC_ETIMEDOUT, false);
+  else if (c->pooled)
+    conn_close(c); /* idle too long */
+}
+
+static void conn_arm(conn *c, uint64_t at) {
+  c->due = at;
+  if (c->timer_at && c->timer_at <= at)
+    return; /* fires first, and looks again */
+  uint64_t now = mc_now_ns();
+  c->timer_at = at;
+  uv_timer_start(&c->timer, on_timer,
+                 at > now ? (at - now + 999999) / 1000000 : 0, 0);
 }
 
 static void on_cancel(void *arg) {
@@ -206,12 +237,11 @@ static int conn_wait(conn *c, uint64_t deadline) {
   c->waiting = true;
   c->result = 0;
   c->waiter = mc_fiber_current();
-  uv_timer_start(&c->timer, on_timeout, (deadline - now + 999999) / 1000000, 0);
+  conn_arm(c, deadline);
   mc__fiber_wait_begin(on_cancel, c);
   mc__fiber_yield();
   mc__fiber_wait_end();
-  if (!c->closing)
-    uv_timer_stop(&c->timer);
+  c->due = 0; /* the timer, if it fires, finds nothing due */
   return c->result;
 }
 
@@ -230,6 +260,7 @@ static void on_conn_handle_closed(uv_handle_t *hd) {
 
 static void idle_unlink(conn *c) {
   host *h = c->h;
+  c->pooled = false;
   if (!h)
     return;
   for (conn **pp = &h->idle; *pp; pp = &(*pp)->next)
@@ -338,10 +369,6 @@ static void on_read_stream(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   finish(c, 0, false);
 }
 
-static void on_idle_timeout(uv_timer_t *t) {
-  conn_close(t->data);
-}
-
 /* Back to the pool if both sides allow it; closed otherwise. */
 static void conn_release(conn *c, bool reusable) {
   host *h = c->h;
@@ -365,7 +392,8 @@ static void conn_release(conn *c, bool reusable) {
     conn_close(c);
     return;
   }
-  uv_timer_start(&c->timer, on_idle_timeout, IDLE_TIMEOUT_MS, 0);
+  conn_arm(c, mc_now_ns() + IDLE_TIMEOUT_MS * 1000000ull);
+  c->pooled = true;
   c->next = h->idle;
   h->idle = c;
   h->nidle++;
@@ -1025,7 +1053,7 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
     bool reused = c != NULL;
     if (c) {
       idle_unlink(c);
-      uv_timer_stop(&c->timer);
+      c->due = 0;
       c->rd.body.limit = max_body; /* the previous one's */
       p->stats.reused++;
     } else {
