@@ -61,7 +61,8 @@ typedef struct mc_http_request {
   mc_slice target; /* "/path?query"; empty: "/" */
   /* Extra request headers. Host, Content-Length, Connection and
    * Transfer-Encoding are the client's to set; given ones are refused with
-   * MC_EINVAL, as are names and values holding CR, LF or NUL. */
+   * MC_EINVAL, as are names holding CR, LF, NUL or a colon, and values
+   * holding control characters other than tab (RFC 9110 §5.5). */
   const mc_header *headers;
   size_t nheaders;
   mc_slice body;

@@ -858,18 +858,24 @@ static int copy_head(conn *c, mc_arena *a, mc_http_response *res) {
   mc__h1_response *rd = &c->rd;
   res->status = rd->status;
   res->nheaders = rd->nheaders;
+  /* one block for the array and one for the text, each name and value
+   * NUL-terminated */
   res->headers = mc_arena_alloc(a, (rd->nheaders ? rd->nheaders : 1) *
                                        sizeof *res->headers);
-  if (!res->headers)
+  char *text = mc_arena_alloc(a, rd->head.len + 2 * rd->nheaders + 1);
+  if (!res->headers || !text)
     return MC_ENOMEM;
   for (uint32_t i = 0; i < rd->nheaders; i++) {
     mc_slice n, v;
     mc__h1r_header(rd, i, &n, &v);
-    char *np = mc_arena_strndup(a, n.ptr, n.len);
-    char *vp = mc_arena_strndup(a, v.ptr, v.len);
-    if (!np || !vp)
-      return MC_ENOMEM;
-    res->headers[i] = (mc_header){{np, n.len}, {vp, v.len}};
+    memcpy(text, n.ptr, n.len);
+    text[n.len] = 0;
+    res->headers[i].name = (mc_slice){text, n.len};
+    text += n.len + 1;
+    memcpy(text, v.ptr, v.len);
+    text[v.len] = 0;
+    res->headers[i].value = (mc_slice){text, v.len};
+    text += v.len + 1;
   }
   return 0;
 }
@@ -1020,7 +1026,7 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
     const mc_header *hd = &r->headers[i];
     unsigned kind = header_kind(hd->name);
     if (!hd->name.len || (kind & H_RESERVED) || !field_ok(hd->name, true) ||
-        !field_ok(hd->value, false))
+        !mc_slice_is_field_value(hd->value))
       return MC_EINVAL;
     given |= kind;
   }
