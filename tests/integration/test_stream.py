@@ -331,3 +331,36 @@ def test_h2c_big_answer_to_a_fast_reader_is_whole(kit):
              str(int(20 * SLOW)), "-o", "/dev/null", "-w", "%{size_download}",
              kit.url + path], capture_output=True, text=True, timeout=30 * SLOW)
         assert out.stdout == str(8 << 20), (path, out)
+
+
+def test_streams_both_ways_over_tls(tmp_path):
+    """Over HTTPS the pieces go through TLS records and the same out-queue:
+    a streamed answer, a body read in pieces, and an echo, over HTTP/1.1
+    and over h2 chosen by ALPN."""
+    import ssl
+    from conftest import tls_args, write_cert
+    s = Service("kitchen", "--workers", "1", *tls_args(write_cert(tmp_path)))
+    ca = str(tmp_path / "cert.pem")
+    try:
+        r = requests.get(f"{s.url}/stream", params={"n": 64, "size": 65536},
+                         verify=ca, timeout=30)
+        assert len(r.content) == 64 * 65536
+        body = os.urandom(3_000_000)
+        r = requests.post(f"{s.url}/sink", data=body, verify=ca, timeout=30)
+        assert r.json()["fnv"] == fnv(body)
+        r = requests.post(f"{s.url}/echo-stream", data=body, verify=ca,
+                          timeout=30)
+        assert r.content == body
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+        c = H2(s.port, tls_ctx=ctx)
+        try:
+            sid = c.request("POST", "/echo-stream", body=body[:1_000_000])
+            status, _, echoed = c.wait(sid, timeout=30)
+            assert status == 200 and echoed == body[:1_000_000]
+        finally:
+            c.close()
+    finally:
+        s.check_clean_exit()
