@@ -23,7 +23,10 @@
  *    goes on in HTTP/1.1);
  *  - every feeding sees the same requests and bodies, and an error in the
  *    same request: where a request ends, and whether it is refused, never
- *    depends on how its bytes arrived. */
+ *    depends on how its bytes arrived;
+ *  - a body read as it comes (stream mode, as for routes with stream_body:
+ *    the pieces are taken after every feed) is the same body, within the
+ *    same limit, as one held whole. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +123,10 @@ static void check_head(const mc__h1_reader *r, transcript *t) {
 /* Feeds data in reads ending at cuts[0..ncuts-1] (ascending, the last one
  * being size) and returns what happened. */
 static transcript feed_all(const uint8_t *data, size_t size, const size_t *cuts,
-                           size_t ncuts, size_t body_limit) {
+                           size_t ncuts, size_t body_limit, bool stream) {
   transcript t = {.h = 0xcbf29ce484222325ULL};
+  transcript body = {.h = 0xcbf29ce484222325ULL}; /* this request's */
+  uint64_t body_len = 0;
   mc__h1_reader r;
   CHECK(mc__h1_reader_init(&r, &limits) == 0);
   size_t off = 0, start = 0; /* start: where the current request began */
@@ -137,6 +142,12 @@ static transcript feed_all(const uint8_t *data, size_t size, const size_t *cuts,
           mc__h1_reader_feed(&r, (const char *)data + off, len, &used);
       CHECK(used <= len);
       off += used;
+      if (stream && r.stream && ev != MC_H1_ERROR) { /* the handler takes it */
+        CHECK(r.body_total <= body_limit);
+        mix(&body, r.body.ptr, r.body.len);
+        body_len += r.body.len;
+        mc_buf_reset(&r.body);
+      }
       switch (ev) {
       case MC_H1_MORE:
         CHECK(used == len);
@@ -147,6 +158,7 @@ static transcript feed_all(const uint8_t *data, size_t size, const size_t *cuts,
         for (size_t i = start; i + 1 < off; i++)
           CHECK(data[i] != '\n' || (data[i + 1] != ' ' && data[i + 1] != '\t'));
         r.body_limit = body_limit;
+        r.stream = stream;
         nheaders = r.nheaders;
         head = true;
         break;
@@ -157,13 +169,19 @@ static transcript feed_all(const uint8_t *data, size_t size, const size_t *cuts,
                 (inside(&r.head, r.headers[i].value) ||
                  r.headers[i].value.len == 0));
         CHECK(inside(&r.head, r.target));
-        CHECK(r.body.len <= body_limit);
-        CHECK(r.content_length < 0 || r.body.len == (uint64_t)r.content_length);
-        CHECK(!r.body.len || r.content_length >= 0 || r.chunked);
+        if (!stream) {
+          mix(&body, r.body.ptr, r.body.len);
+          body_len = r.body.len;
+        }
+        CHECK(body_len <= body_limit);
+        CHECK(r.content_length < 0 || body_len == (uint64_t)r.content_length);
+        CHECK(!body_len || r.content_length >= 0 || r.chunked);
         mix_u64(&t, 2);
         mix_u64(&t, off); /* where in the stream the request ended */
-        mix(&t, r.body.ptr, r.body.len);
-        mix_u64(&t, r.body.len);
+        mix_u64(&t, body.h);
+        mix_u64(&t, body_len);
+        body.h = 0xcbf29ce484222325ULL;
+        body_len = 0;
         (void)mc__h1_reader_header(&r, MC_LIT("host"));
         t.requests++;
         mc__h1_reader_next(&r);
@@ -201,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t body_limit = body_limits[h & 3];
 
   size_t whole[] = {size};
-  transcript a = feed_all(data, size, whole, 1, body_limit);
+  transcript a = feed_all(data, size, whole, 1, body_limit, false);
 
   size_t cuts[5], n = 0;
   if (size > 1) {
@@ -221,16 +239,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         cuts[n++] = p[i];
   }
   cuts[n++] = size;
-  transcript b = feed_all(data, size, cuts, n, body_limit);
+  transcript b = feed_all(data, size, cuts, n, body_limit, false);
   CHECK(a.h == b.h && a.requests == b.requests);
+  transcript s = feed_all(data, size, cuts, n, body_limit, true);
+  CHECK(a.h == s.h && a.requests == s.requests);
 
   /* byte by byte, for small inputs: the most splits there can be */
   if (size <= 256) {
     size_t each[256];
     for (size_t i = 0; i < size; i++)
       each[i] = i + 1;
-    transcript c = feed_all(data, size, each, size, body_limit);
+    transcript c = feed_all(data, size, each, size, body_limit, false);
     CHECK(a.h == c.h && a.requests == c.requests);
+    transcript d = feed_all(data, size, each, size, body_limit, true);
+    CHECK(a.h == d.h && a.requests == d.requests);
   }
   return 0;
 }
