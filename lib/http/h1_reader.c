@@ -9,7 +9,7 @@
 enum { H_NONE, H_URL, H_FIELD, H_FIELD_DONE, H_VALUE };
 
 /* scan_head's states. */
-enum { S_START, S_LINE, S_LINE_START, S_BLANK, S_BODY };
+enum { S_START, S_LINE, S_CR, S_LINE_START, S_BLANK, S_BODY };
 
 static mc__h1_reader *R(llhttp_t *p) {
   return p->data;
@@ -292,14 +292,29 @@ static int scan_head(mc__h1_reader *r, const char *data, size_t len) {
         r->scan = S_LINE;
       break;
     case S_LINE: {
-      /* the rest of a line matters only for its end: let memchr find it */
+      /* The rest of a line matters only for its end: let memchr find it.
+       * A CR may only come right before it: llhttp may take a bare one
+       * (RFC 9112 §2.2) for the end of a line or of the head where this
+       * scan, and a reader cut at other places, would not. */
       const char *nl = memchr(data + i, '\n', len - i);
-      if (!nl)
+      size_t end = nl ? (size_t)(nl - data) : len;
+      const char *cr = memchr(data + i, '\r', end - i);
+      if (cr && (size_t)(cr - data) != end - 1)
+        return fail(r, 400, "bare CR in the request head");
+      if (!nl) {
+        if (cr)
+          r->scan = S_CR; /* its LF comes in the next read */
         return 0;
-      i = (size_t)(nl - data);
+      }
+      i = end;
       r->scan = S_LINE_START;
       break;
     }
+    case S_CR:
+      if (c != '\n')
+        return fail(r, 400, "bare CR in the request head");
+      r->scan = S_LINE_START;
+      break;
     case S_LINE_START:
       if (c == ' ' || c == '\t')
         return fail(r, 400, "obsolete line folding in the request head");
@@ -308,7 +323,9 @@ static int scan_head(mc__h1_reader *r, const char *data, size_t len) {
       r->scan = c == '\r' ? S_BLANK : c == '\n' ? S_BODY : S_LINE;
       break;
     case S_BLANK:
-      r->scan = c == '\n' ? S_BODY : S_LINE;
+      if (c != '\n') /* a bare CR, as in S_LINE */
+        return fail(r, 400, "bare CR in the request head");
+      r->scan = S_BODY;
       break;
     }
   }

@@ -231,6 +231,10 @@ def test_default_body_limit_applies(hello):
      b"GET /hello/x HTTP/1.1\r\nHost: t\r\nX-Nul: a\x00b\r\n\r\n"),
     ("CR in a value",
      b"GET /hello/x HTTP/1.1\r\nHost: t\r\nX-Cr: a\rb\r\n\r\n"),
+    ("bare CR ending the head early",  # a fuzzer find: llhttp ended the head
+     b"GET /hello/x HTTP/1.1\r\nHost: t\r\nX-A: b\r\n\rGET /x HTTP/1.1\r\n\r\n"),
+    ("bare CR before a header's end",
+     b"GET /hello/x HTTP/1.1\r\nHost:\r \nX-A: b\r\n\r\n"),
     ("bare LF line ending",
      b"GET /hello/x HTTP/1.1\nHost: t\n\n"),
     ("invalid method",
