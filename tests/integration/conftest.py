@@ -54,6 +54,15 @@ def metric(text, name, **labels):
     return None
 
 
+def rss_kib(pid):
+    """A process's resident memory, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def write_cert(d):
     """A self-signed P-256 certificate for localhost and 127.0.0.1, as
     d/cert.pem and d/key.pem; returns d."""

@@ -7,21 +7,13 @@ import zlib
 
 import requests
 
-from conftest import SLOW, pattern
+from conftest import SLOW, pattern, rss_kib
 
 
 def fetch(svc, url, timeout=120, **params):
     params["url"] = url
     r = requests.get(f"{svc.url}/fetch", params=params, timeout=timeout * SLOW)
     return r.status_code, r.json()
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def test_small_answer_streamed_from_a_microc_service(kitchen, hello):

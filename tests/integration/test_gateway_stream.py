@@ -11,9 +11,10 @@ import time
 import pytest
 import requests
 
-from conftest import SLOW, Service, Upstream, connect, read_until_closed, wait_for
+from conftest import (SLOW, Service, Upstream, connect, read_until_closed, rss_kib,
+                      wait_for)
 from test_h2 import H2
-from test_stream import fnv, letters, rss_kib
+from test_stream import fnv, letters
 
 ROUTES = """
 routes:
