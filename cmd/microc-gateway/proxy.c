@@ -554,19 +554,21 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
   memcpy(method, m.ptr, ml);
   method[ml] = 0;
   mc_http_response res;
-  int err = mc_call_service(&(mc_call){.service = r->service,
-                                       .method = method,
-                                       .path = target,
-                                       .headers = hs,
-                                       .nheaders = n,
-                                       .body = whole,
-                                       .body_source = streams ? &src : NULL,
-                                       .stream = true,
-                                       .timeout_ms = r->timeout_ms,
-                                       .max_attempts = r->attempts,
-                                       .balancer = r->balancer,
-                                       .h2 = grpc},
-                            a, &res);
+  int err = mc_call_service(
+      &(mc_call){.service = r->service,
+                 .method = method,
+                 .path = target,
+                 .headers = hs,
+                 .nheaders = n,
+                 .body = whole,
+                 .body_source = streams ? &src : NULL,
+                 .stream = true,
+                 .timeout_ms = r->timeout_ms,
+                 .deadline_ns = mc_now_ns() + r->timeout_ms * 1000000,
+                 .max_attempts = r->attempts,
+                 .balancer = r->balancer,
+                 .h2 = grpc},
+      a, &res);
   if (err == MC_ETOOBIG) /* the client's body, past its limit */
     return body_failed(req, err);
   if (err)

@@ -66,6 +66,9 @@ typedef struct mc_call {
   bool stream;
   uint64_t timeout_ms;  /* each attempt; 0: 10 s (the fiber's deadline
                            bounds the whole call) */
+  uint64_t deadline_ns; /* an mc_now_ns instant the attempts, retries and
+                           backoff included, end by (with stream: until the
+                           answer's head), tighter than the fiber's; 0: none */
   int max_attempts;     /* 0: 3, or 2 for calls that are not idempotent
                            (their second try only follows a refused
                            connection) */

@@ -566,8 +566,22 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
         err = MC_EUNAVAILABLE;
         if (s->st)
           ADD(s->st->unavailable, 1);
+      } else if (c->stream) { /* the answer before was closed to retry */
+        err = MC_EUNAVAILABLE;
       }
       break;
+    }
+    uint64_t per = c->timeout_ms ? c->timeout_ms : 10000;
+    if (c->deadline_ns) { /* the call's own deadline, tighter still */
+      uint64_t now = mc_now_ns();
+      if (now >= c->deadline_ns) { /* (a streamed answer before: closed) */
+        if (!attempt || c->stream)
+          err = MC_ETIMEDOUT;
+        break;
+      }
+      uint64_t left = (c->deadline_ns - now + 999999) / 1000000;
+      if (left < per)
+        per = left;
     }
     t[nt++] = i;
     i->outstanding++;
@@ -575,19 +589,19 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
       ADD(i->st->requests, 1);
     if (c->h2) {
       mc__h2x_res x;
-      err = mc__h2x(
-          &(mc__h2x_req){.host = mc_slice_cstr(i->address),
-                         .port = i->port,
-                         .method = mc_slice_cstr(method),
-                         .path = mc_slice_cstr(c->path ? c->path : "/"),
-                         .headers = c->headers,
-                         .nheaders = c->nheaders,
-                         .body = c->body,
-                         .body_source = ws ? &ws->src : NULL,
-                         .stream = c->stream,
-                         .timeout_ms = c->timeout_ms ? c->timeout_ms : 10000,
-                         .max_response = c->max_body},
-          a, &x);
+      err =
+          mc__h2x(&(mc__h2x_req){.host = mc_slice_cstr(i->address),
+                                 .port = i->port,
+                                 .method = mc_slice_cstr(method),
+                                 .path = mc_slice_cstr(c->path ? c->path : "/"),
+                                 .headers = c->headers,
+                                 .nheaders = c->nheaders,
+                                 .body = c->body,
+                                 .body_source = ws ? &ws->src : NULL,
+                                 .stream = c->stream,
+                                 .timeout_ms = per,
+                                 .max_response = c->max_body},
+                  a, &x);
       if (!err)
         *res = (mc_http_response){.status = x.status,
                                   .headers = x.headers,
@@ -607,8 +621,7 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
                              .body = c->body,
                              .body_source = ws ? &ws->src : NULL,
                              .stream = c->stream,
-                             .timeout_ms =
-                                 c->timeout_ms ? c->timeout_ms : 10000,
+                             .timeout_ms = per,
                              .max_body = c->max_body},
           a, res);
     }
@@ -643,6 +656,10 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
     if (ok || !retryable(err, res->status, idempotent) || (ws && ws->read) ||
         attempt + 1 >= attempts || mc_fiber_canceled())
       break;
+    uint64_t pause = mc_backoff_ms((unsigned)attempt, 25, 1000);
+    uint64_t fdl = mc_deadline(), then = mc_now_ns() + pause * 1000000;
+    if ((fdl && then >= fdl) || (c->deadline_ns && then >= c->deadline_ns))
+      break; /* no time left for another attempt */
     if (!mc_retry_budget_withdraw(&s->budget, mc_now_ns() / 1000000)) {
       if (s->st)
         ADD(s->st->budget_exhausted, 1);
@@ -650,10 +667,6 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
     }
     if (s->st)
       ADD(s->st->retries, 1);
-    uint64_t pause = mc_backoff_ms((unsigned)attempt, 25, 1000);
-    uint64_t fdl = mc_deadline();
-    if (fdl && mc_now_ns() + pause * 1000000 >= fdl)
-      break; /* no time left for another attempt */
     /* A streamed answer given up on is closed, its connection with it;
      * the last one tried stays the caller's. */
     mc_http_close(res);

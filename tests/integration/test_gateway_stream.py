@@ -11,8 +11,8 @@ import time
 import pytest
 import requests
 
-from conftest import (SLOW, Service, Upstream, connect, read_until_closed, rss_kib,
-                      wait_for)
+from conftest import (SLOW, Service, Upstream, connect, metric, read_until_closed,
+                      rss_kib, wait_for)
 from test_h2 import H2
 from test_stream import fnv, letters
 
@@ -35,6 +35,12 @@ routes:
     auth: public
     timeout: 2s
     retries: 0
+  - prefix: /retried/
+    service: raw
+    strip_prefix: true
+    auth: public
+    timeout: 1s
+    retries: 2
 """
 
 
@@ -59,6 +65,7 @@ def sgw(tmp_path_factory):
     routes.write_text(ROUTES)
     gw = Service("microc-gateway", "--routes", str(routes), "--registry", reg.url,
                  "--workers", "1")
+    gw.raw = raw
     yield gw
     gw.check_clean_exit()
     kit.check_clean_exit()
@@ -171,3 +178,17 @@ def test_h2_client_download_and_upload_through(sgw):
         assert json.loads(out)["fnv"] == fnv(payload)
     finally:
         c.close()
+
+
+def test_route_timeout_bounds_the_retries_too(sgw):
+    """timeout: 1s with two retries, in front of an instance that takes 3 s:
+    the first attempt uses up the route's time, so no retry is started and
+    the answer is a 504."""
+    def retries():
+        text = requests.get(f"{sgw.url}/metrics", timeout=10).text
+        return metric(text, "microc_upstream_retries_total", service="raw") or 0
+
+    before = retries()
+    r = requests.get(f"{sgw.url}/retried/slow?ms=3000", timeout=20)
+    assert r.status_code == 504
+    assert retries() == before
