@@ -1090,8 +1090,9 @@ static int stream_submit(h2stream *st, h2conn *c, const nghttp2_nv *nva,
   return 0;
 }
 
-static int exchange(h2stream *st, h2conn *c, const mc__grpc_unary_req *req,
-                    uint64_t deadline) {
+/* Submits the unary call's request on c. */
+static int submit_unary(h2stream *st, h2conn *c, const mc__grpc_unary_req *req,
+                        uint64_t deadline) {
   uint8_t prefix[MC_GRPC_PREFIX_LEN];
   mc__grpc_prefix(prefix, false, (uint32_t)req->message.len);
   if (mc_buf_append(&st->body, prefix, sizeof prefix) != 0 ||
@@ -1223,7 +1224,7 @@ int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res) {
   char name[256];
   memcpy(name, req->host.ptr, req->host.len);
   name[req->host.len] = 0;
-  int err = exchange(st, c, req, deadline);
+  int err = submit_unary(st, c, req, deadline);
   if (!err) {
     conn_start(c, name, req->port);
     err = wait_decided(st, deadline);
@@ -1510,10 +1511,12 @@ int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
     pool_add(c);
   int err = c ? submit_raw(st, c, req) : MC_ENOMEM;
   if (fresh && c) {
-    if (err)
+    if (err) {
+      stream_detach(st);
       conn_close(c);
-    else
+    } else {
       conn_start(c, name, req->port);
+    }
   }
   if (!err)
     err = wait_decided(st, deadline);
