@@ -324,6 +324,8 @@ static void conn_close(h2conn *c) {
     return;
   if (!c->failed)
     flush_now(c);
+  if (c->closing) /* the flush failed it, and closed it */
+    return;
   c->closing = true;
   c->failed = true;
   pool_unlink(c);
@@ -353,7 +355,6 @@ static void conn_fail(h2conn *c, int err) {
   if (c->failed)
     return;
   c->failed = true;
-  flush_now(c); /* a GOAWAY nghttp2 sent, say */
   while (c->streams) {
     h2stream *st = c->streams;
     st->conn_error = conn_err_for(c, st, err);
@@ -370,6 +371,7 @@ static void conn_fail(h2conn *c, int err) {
     stream_unlink(st);
     wake(st);
   }
+  flush_now(c); /* a GOAWAY nghttp2 sent, say */
   conn_close(c);
 }
 
@@ -489,7 +491,6 @@ static void on_connect(uv_connect_t *r, int status) {
   if (c->closing)
     return;
   if (status) {
-    conn_why(c, "could not connect: %s", uv_strerror(status));
     conn_fail(c, from_uv(status));
     return;
   }
@@ -509,7 +510,6 @@ static void conn_connect(h2conn *c) {
   int err = uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&c->addr,
                            on_connect);
   if (err) {
-    conn_why(c, "could not connect: %s", uv_strerror(err));
     conn_fail(c, from_uv(err));
   }
 }

@@ -177,6 +177,7 @@ class H2Server:
         self.port = self.sock.getsockname()[1]
         self.resets = []
         self.echoed = 0
+        self.accepted = 0  # connections
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -186,6 +187,7 @@ class H2Server:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            self.accepted += 1
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, sock):
@@ -347,6 +349,23 @@ def test_h2_streamed_answer_with_trailers(named):
     # held whole, the same answer comes back too
     out = named.call("h2py", "/big?kb=64", h2=1)
     assert out["error"] is None and out["body"] == pattern(64 * 1024).decode()
+
+
+def test_h2_streamed_answers_at_once_share_a_connection(named):
+    """Eight streamed answers of 1 MiB at once, each read to the end: the
+    streams share one connection (flow control is per stream, and the
+    connection's window leaves room for all)."""
+    from concurrent.futures import ThreadPoolExecutor
+    n = 1024 * 1024
+    named.call("h2py", "/big?kb=1", h2=1)  # a pooled connection, if none
+    before = named.h2.accepted
+    with ThreadPoolExecutor(8) as ex:
+        outs = list(ex.map(lambda _: named.call("h2py", f"/big?kb={n // 1024}",
+                                                h2=1, stream=1), range(8)))
+    for out in outs:
+        assert out["error"] is None and out["read_error"] is None, out
+        assert out["bytes"] == n and out["crc"] == zlib.crc32(pattern(n))
+    assert named.h2.accepted == before
 
 
 def test_h2_full_duplex_echo(named):
