@@ -1225,10 +1225,14 @@ int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res) {
   memcpy(name, req->host.ptr, req->host.len);
   name[req->host.len] = 0;
   int err = submit_unary(st, c, req, deadline);
-  if (!err) {
+  if (err) {
+    stream_detach(st);
+    conn_close(c); /* never started */
+  } else {
     conn_start(c, name, req->port);
     err = wait_decided(st, deadline);
   }
+  /* c may be gone by now (failed while we waited): st tells */
   if (!err)
     err = conclude(st, res);
   if (err) {
@@ -1239,8 +1243,7 @@ int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res) {
     mc__grpc_message_decode(mc_buf_slice(&st->grpc_message), res->text,
                             res->text_cap);
   }
-  stream_detach(st);
-  conn_close(c);
+  stream_detach(st); /* the last stream of a connection of its own: closes it */
   stream_free(st);
   return err;
 }

@@ -421,6 +421,21 @@ def test_streams_left_open_are_closed_with_the_arena(named):
     assert out["read_error"] is None and out["bytes"] == 100000, out
 
 
+def test_h2_unread_answers_give_the_connection_window_back(named):
+    """Streamed answers closed unread, each holding up to a stream window
+    (64 KiB) of data, more of them than the shared connection's window (16
+    MiB) holds: what they left is given back, so answers on the same
+    connection still flow after."""
+    named.call("h2py", "/big?kb=1", h2=1)
+    before = named.h2.accepted
+    for _ in range(300):
+        out = named.call("h2py", "/big?kb=1024", h2=1, stream=1, leak=1)
+        assert out["error"] is None, out
+    out = named.call("h2py", "/big?kb=1024", h2=1, stream=1, timeout_ms=5000)
+    assert out["read_error"] is None and out["bytes"] == 1024 * 1024, out
+    assert named.h2.accepted == before  # all on one connection
+
+
 def test_h2_reset_and_stalled_answers_end_the_read_with_an_error(named):
     out = named.call("h2py", "/rst_mid", h2=1, stream=1)
     assert out["status"] == 200 and out["read_error"] == "MC_ECONNRESET", out
