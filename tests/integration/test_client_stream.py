@@ -436,6 +436,25 @@ def test_h2_unread_answers_give_the_connection_window_back(named):
     assert named.h2.accepted == before  # all on one connection
 
 
+def test_h2_timeout_resets_its_stream_only(named):
+    """A stalled answer times out while a big one flows on the same
+    connection: the first stream is reset (CANCEL), the second is read
+    whole, and no connection is opened."""
+    from concurrent.futures import ThreadPoolExecutor
+    from conftest import wait_for
+    named.call("h2py", "/big?kb=1", h2=1)
+    before, resets = named.h2.accepted, len(named.h2.resets)
+    with ThreadPoolExecutor(2) as ex:
+        stalled = ex.submit(named.call, "h2py", "/stall", h2=1, stream=1,
+                            timeout_ms=300)
+        big = ex.submit(named.call, "h2py", "/big?kb=4096", h2=1, stream=1)
+        stalled, big = stalled.result(), big.result()
+    assert stalled["read_error"] == "MC_ETIMEDOUT", stalled
+    assert big["read_error"] is None and big["bytes"] == 4096 * 1024, big
+    wait_for(lambda: 8 in named.h2.resets[resets:], what="RST_STREAM CANCEL")
+    assert named.h2.accepted == before
+
+
 def test_h2_reset_and_stalled_answers_end_the_read_with_an_error(named):
     out = named.call("h2py", "/rst_mid", h2=1, stream=1)
     assert out["status"] == 200 and out["read_error"] == "MC_ECONNRESET", out
