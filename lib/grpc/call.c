@@ -93,9 +93,11 @@ struct h2conn {
   h2stream *streams; /* the exchanges on it */
   size_t nstreams;
   bool goaway_seen;
-  int32_t goaway_last; /* the last stream the server will process */
-  bool proto;          /* nghttp2 found the server breaking HTTP/2 */
-  char why[200];       /* the first account of what went wrong */
+  int32_t goaway_last;  /* the last stream the server will process */
+  bool settings_seen;   /* the server's SETTINGS are in */
+  uint32_t assumed_max; /* concurrent streams allowed until then */
+  bool proto;           /* nghttp2 found the server breaking HTTP/2 */
+  char why[200];        /* the first account of what went wrong */
   /* pooled (raw exchanges); NULL key: a connection of one call */
   char *key; /* "host:port" */
   h2conn *pool_next;
@@ -381,8 +383,10 @@ static bool conn_has_room(h2conn *c) {
     return false;
   if (nghttp2_session_get_next_stream_id(c->h2) >= (1u << 30))
     return false;
-  uint32_t max = nghttp2_session_get_remote_settings(
-      c->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  uint32_t max = c->settings_seen
+                     ? nghttp2_session_get_remote_settings(
+                           c->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+                     : c->assumed_max;
   if (max > MAX_STREAMS_PER_CONN)
     max = MAX_STREAMS_PER_CONN;
   return c->nstreams < max;
@@ -750,6 +754,9 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id,
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
                          void *ud) {
   h2conn *c = ud;
+  if (frame->hd.type == NGHTTP2_SETTINGS &&
+      !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+    c->settings_seen = true;
   if (frame->hd.type == NGHTTP2_GOAWAY) {
     c->goaway_seen = true;
     c->goaway_last = frame->goaway.last_stream_id;
@@ -892,6 +899,7 @@ static h2conn *conn_new(uv_loop_t *loop, const char *key) {
   uv_timer_init(loop, &c->idle);
   c->tcp.data = c->idle.data = c->creq.data = c->wreq.data = c;
   c->open_handles = 2;
+  c->assumed_max = MAX_STREAMS_PER_CONN;
   mc_buf_init(&c->out, MAX_PENDING_OUT);
   return c;
 }
@@ -1399,6 +1407,16 @@ static void pool_add(h2conn *c) {
   h2pool *p = pool_get();
   if (!p)
     return; /* a connection of one exchange, then */
+  /* Until its SETTINGS come, a new connection is assumed to allow what the
+   * server's others do: one opened because those are full would otherwise
+   * take every exchange made meanwhile, to hold most in nghttp2's queue. */
+  for (h2conn *o = p->conns; o; o = o->pool_next)
+    if (o->settings_seen && !strcmp(o->key, c->key)) {
+      uint32_t m = nghttp2_session_get_remote_settings(
+          o->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+      if (m < c->assumed_max)
+        c->assumed_max = m;
+    }
   /* at the end: exchanges fill the older connections first */
   h2conn **pp = &p->conns;
   while (*pp)

@@ -251,7 +251,7 @@ class SlowServer:
     called on: Sleep sleeps the milliseconds its request names, Chat
     answers each message. It can run many handlers at once."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, max_streams=None):
         import threading
         self.lock = threading.Lock()
         self.started = 0  # Sleep calls
@@ -272,7 +272,9 @@ class SlowServer:
             "Chat": grpc.stream_stream_rpc_method_handler(
                 chat, request_deserializer=identity, response_serializer=identity),
         }
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=100))
+        options = [("grpc.max_concurrent_streams", max_streams)] if max_streams else []
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=100),
+                                  options=options)
         self.server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler("slow.Slow", handlers),))
         self.port = self.server.add_insecure_port(f"127.0.0.1:{port}")
@@ -359,6 +361,11 @@ routes:
     rewrite: /slow.Slow/
     auth: public
     timeout: 30s
+  - prefix: /capped.Slow/
+    service: capped-grpc
+    rewrite: /slow.Slow/
+    auth: public
+    timeout: 30s
 """
 
 
@@ -370,9 +377,11 @@ def mux(tmp_path_factory):
     reg = Service("microc-registry", "--data-dir", str(tmp / "reg"))
     slow = SlowServer()
     flaky = SlowServer()
+    capped = SlowServer(max_streams=2)
     proxy = Proxy(flaky.port)
     for sid, name, port in (("slow-1", "slow-grpc", slow.port),
-                            ("flaky-1", "flaky-grpc", proxy.port)):
+                            ("flaky-1", "flaky-grpc", proxy.port),
+                            ("capped-1", "capped-grpc", capped.port)):
         r = requests.put(f"{reg.url}/v1/agent/service/register", json={
             "ID": sid, "Name": name, "Address": "127.0.0.1", "Port": port,
             "Check": {"TTL": "1h", "Status": "passing"}})
@@ -390,6 +399,7 @@ def mux(tmp_path_factory):
     gw.check_clean_exit()
     proxy.stop()
     box["flaky"].stop()
+    capped.stop()
     slow.stop()
     reg.check_clean_exit()
 
@@ -408,6 +418,21 @@ def test_concurrent_slow_calls_share_one_connection(mux):
     assert len(peers) == 50
     assert took < 5 * SLOW, took
     assert len(set(peers)) <= 2, set(peers)
+
+
+def test_a_full_connection_makes_the_next_calls_open_another(mux):
+    """The instance allows 2 concurrent streams a connection: 10 calls at
+    once go on about 5 connections, at once, not 2 at a time on one."""
+    sleep = unary(mux["channel"], "/capped.Slow/Sleep")
+    sleep(b"0", timeout=10 * SLOW)  # its SETTINGS are known
+    t0 = time.monotonic()
+    fs = [sleep.future(b"500", timeout=30 * SLOW) for _ in range(10)]
+    peers = [f.result() for f in fs]
+    took = time.monotonic() - t0
+    print(f"10 calls of 500 ms, 2 streams a connection: {took:.2f} s on "
+          f"{len(set(peers))} connections")
+    assert 4 <= len(set(peers)) <= 10, set(peers)
+    assert took < 2.2 * SLOW, took  # 5 rounds of 500 ms would be 2.5 s
 
 
 def test_bidi_stream_and_unary_calls_on_the_same_connection(mux):
