@@ -13,14 +13,15 @@
  * The connection does its name lookup and connect by itself; exchanges
  * submitted meanwhile wait in nghttp2 and go out once it is up. Loop
  * callbacks and nghttp2's callbacks only take notes on the stream they
- * concern (found by the stream's user data) and wake its fiber, which
- * runs later from the loop: so nothing is freed under nghttp2's feet, and
- * one read can answer many exchanges. What ends the connection (a read
- * error, EOF, a broken session, GOAWAY once its streams are done) ends
- * every exchange still on it, which lets go of the connection at once; a
- * stream the server never processed (never sent, refused, or past a
- * GOAWAY's last stream) ends with MC_ECONNREFUSED, safe to try again. An
- * exchange that times out or is canceled resets its stream only.
+ * concern (found by its id among the connection's exchanges) and wake its
+ * fiber, which runs later from the loop: so nothing is freed under
+ * nghttp2's feet, and one read can answer many exchanges. What ends the
+ * connection (a read error, EOF, a broken session, GOAWAY once its streams
+ * are done) ends every exchange still on it, which lets go of the
+ * connection at once; a stream the server never processed (never sent,
+ * refused, or past a GOAWAY's last stream) ends with MC_ECONNREFUSED,
+ * safe to try again. An exchange that times out or is canceled resets its
+ * stream only.
  *
  * Memory: a connection is freed once libuv has called back for its two
  * handles (exchanges never hold it past its close); an exchange belongs
@@ -258,8 +259,6 @@ static void stream_unlink(h2stream *st) {
     st->next->prev = st->prev;
   st->prev = st->next = NULL;
   c->nstreams--;
-  if (st->id > 0)
-    nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
   st->conn = NULL;
 }
 
@@ -570,8 +569,18 @@ static void conn_start(h2conn *c, const char *name, int port) {
 
 /* ---- nghttp2's callbacks, which only take notes -------------------------- */
 
-static h2stream *stream_of(nghttp2_session *s, int32_t id) {
-  return id > 0 ? nghttp2_session_get_stream_user_data(s, id) : NULL;
+/* The exchange on stream id of the connection ud, or NULL for one that
+ * let go of it. Not nghttp2's stream user data: a request still queued
+ * when its exchange ends is opened and closed later by nghttp2, with the
+ * user data it was submitted with. */
+static h2stream *stream_of(void *ud, int32_t id) {
+  h2conn *c = ud;
+  if (id <= 0)
+    return NULL;
+  for (h2stream *st = c->streams; st; st = st->next)
+    if (st->id == id)
+      return st;
+  return NULL;
 }
 
 static void pump_wake(h2stream *st);
@@ -582,7 +591,7 @@ static void pump_wake(h2stream *st);
 static ssize_t read_source(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
                            size_t length, uint32_t *flags,
                            nghttp2_data_source *src, void *ud) {
-  h2stream *st = stream_of(s, stream_id);
+  h2stream *st = stream_of(ud, stream_id);
   if (!st)
     return NGHTTP2_ERR_DEFERRED;
   size_t n = st->body.len - st->body_off;
@@ -601,7 +610,7 @@ static ssize_t read_source(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
 static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
                          size_t length, uint32_t *flags,
                          nghttp2_data_source *src, void *ud) {
-  h2stream *st = stream_of(s, stream_id);
+  h2stream *st = stream_of(ud, stream_id);
   if (!st)
     return NGHTTP2_ERR_DEFERRED;
   size_t n = st->body.len - st->body_off;
@@ -654,7 +663,7 @@ static int header_fail(h2stream *st, int err, const char *why) {
 static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *ud) {
-  h2stream *st = stream_of(s, frame->hd.stream_id);
+  h2stream *st = stream_of(ud, frame->hd.stream_id);
   if (!st || st->error)
     return 0;
   /* nghttp2 caps each field; the whole is ours to cap (32 per field, as
@@ -704,7 +713,7 @@ static int data_fail(nghttp2_session *s, h2stream *st, int err,
 
 static int on_data(nghttp2_session *s, uint8_t flags, int32_t stream_id,
                    const uint8_t *data, size_t len, void *ud) {
-  h2stream *st = stream_of(s, stream_id);
+  h2stream *st = stream_of(ud, stream_id);
   /* The window is given back as the data is used (no automatic window
    * updates): at once, unless the caller reads it in pieces. Data nobody
    * takes (a stream let go of, or failed) is given back at once too, or
@@ -765,7 +774,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
                nghttp2_http2_strerror(frame->goaway.error_code));
     return 0;
   }
-  h2stream *st = stream_of(s, frame->hd.stream_id);
+  h2stream *st = stream_of(ud, frame->hd.stream_id);
   if (!st)
     return 0;
   switch (frame->hd.type) {
@@ -788,7 +797,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame,
                          void *ud) {
   h2conn *c = ud;
-  h2stream *st = stream_of(s, frame->hd.stream_id);
+  h2stream *st = stream_of(ud, frame->hd.stream_id);
   if (st && frame->hd.type == NGHTTP2_HEADERS)
     st->headers_sent = true;
   if (st && frame->hd.type == NGHTTP2_RST_STREAM)
@@ -809,7 +818,7 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame,
 
 static int on_stream_close(nghttp2_session *s, int32_t stream_id,
                            uint32_t error_code, void *ud) {
-  h2stream *st = stream_of(s, stream_id);
+  h2stream *st = stream_of(ud, stream_id);
   if (st) {
     st->stream_closed = true;
     st->close_code = error_code;
@@ -820,7 +829,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id,
 
 static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *frame,
                             int lib_error_code, void *ud) {
-  h2stream *st = stream_of(s, frame->hd.stream_id);
+  h2stream *st = stream_of(ud, frame->hd.stream_id);
   if (st) {
     st->proto = true;
     set_why(st, "the server broke HTTP/2: %s",
@@ -1080,10 +1089,10 @@ static void stream_detach(h2stream *st) {
 /* Sends the request (st->body after the headers, when has_body) on c. */
 static int stream_submit(h2stream *st, h2conn *c, const nghttp2_nv *nva,
                          size_t n, bool has_body) {
-  nghttp2_data_provider body = {
-      .source.ptr = st, .read_callback = st->src ? read_source : read_body};
-  int32_t id =
-      nghttp2_submit_request(c->h2, NULL, nva, n, has_body ? &body : NULL, st);
+  nghttp2_data_provider body = {.read_callback =
+                                    st->src ? read_source : read_body};
+  int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n,
+                                      has_body ? &body : NULL, NULL);
   if (id < 0)
     return id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
   st->id = id;
