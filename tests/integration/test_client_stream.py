@@ -263,6 +263,59 @@ class H2Server:
         self.sock.close()
 
 
+class Refuser:
+    """An HTTP/2 server that processes nothing: each request is answered
+    with GOAWAY naming the stream before it as the last one processed, and
+    the connection is closed."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.refused = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, sock):
+        import h2.config
+        import h2.connection
+        import h2.events
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        try:
+            sock.sendall(conn.data_to_send())
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        self.refused += 1
+                        conn.close_connection(last_stream_id=max(ev.stream_id - 2, 0))
+                        sock.sendall(conn.data_to_send())
+                        return
+                sock.sendall(conn.data_to_send())
+        except Exception:
+            pass
+        finally:
+            sock.close()
+
+    def stop(self):
+        self.sock.close()
+
+
 class Named:
     """A registry with hello, an HTTP/2 server (h2py) and a service whose
     instances are an Upstream and a hello (mixed), and a kitchen that calls
@@ -274,8 +327,11 @@ class Named:
         reg = self.registry.url
         self.hello = Service("hello", "--workers", "1", "--registry", reg)
         self.h2 = H2Server()
+        self.refuser = Refuser()
         self.upstream = Upstream()
         for sid, name, port in (("h2py-1", "h2py", self.h2.port),
+                                ("pair-refuser", "h2pair", self.refuser.port),
+                                ("pair-h2py", "h2pair", self.h2.port),
                                 ("mixed-up", "mixed", self.upstream.port),
                                 ("mixed-hello", "mixed", self.hello.port)):
             r = requests.put(f"{reg}/v1/agent/service/register", json={
@@ -295,6 +351,7 @@ class Named:
         self.hello.check_clean_exit()
         self.registry.check_clean_exit()
         self.h2.stop()
+        self.refuser.stop()
         self.upstream.close()
 
 
@@ -366,6 +423,17 @@ def test_h2_streamed_answers_at_once_share_a_connection(named):
         assert out["error"] is None and out["read_error"] is None, out
         assert out["bytes"] == n and out["crc"] == zlib.crc32(pattern(n))
     assert named.h2.accepted == before
+
+
+def test_h2_streams_never_processed_are_tried_again(named):
+    """An instance that answers each request with GOAWAY (the stream past
+    its last one) processed nothing: even a POST is tried again, on the
+    other instance."""
+    for i in range(12):
+        out = named.call("h2pair", "/refused", method="POST", h2=1)
+        assert out["error"] is None and out["status"] == 200, out
+        assert out["served_by"] == "pair-h2py", out
+    assert named.refuser.refused >= 1
 
 
 def test_h2_full_duplex_echo(named):
