@@ -94,8 +94,10 @@ struct h2conn {
   h2stream *streams; /* the exchanges on it */
   size_t nstreams;
   bool goaway_seen;
-  int32_t goaway_last;  /* the last stream the server will process */
-  bool settings_seen;   /* the server's SETTINGS are in */
+  int32_t goaway_last; /* the last stream the server will process */
+  bool settings_seen;  /* the server's SETTINGS are in */
+  bool suspect;        /* an exchange timed out, and nothing came meanwhile */
+  uint64_t last_read_ns;
   uint32_t assumed_max; /* concurrent streams allowed until then */
   bool proto;           /* nghttp2 found the server breaking HTTP/2 */
   char why[200];        /* the first account of what went wrong */
@@ -110,6 +112,7 @@ struct h2stream {
   h2conn *conn; /* NULL once it let go (or was let go) of it */
   h2stream *prev, *next;
   int32_t id;
+  uint64_t since_ns; /* its wait began (see note_timeout) */
   mc_waitq wq;       /* the exchange's fiber, waiting for news */
   bool headers_sent; /* the request's HEADERS were serialized */
   int conn_error;    /* its connection ended before it did */
@@ -378,7 +381,7 @@ static void conn_fail(h2conn *c, int err) {
 
 /* Whether a new exchange may go on c. */
 static bool conn_has_room(h2conn *c) {
-  if (c->failed || c->closing || c->goaway_seen || c->proto)
+  if (c->failed || c->closing || c->goaway_seen || c->proto || c->suspect)
     return false;
   if (nghttp2_session_get_next_stream_id(c->h2) >= (1u << 30))
     return false;
@@ -475,6 +478,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_fail(c, c->proto ? MC_EPROTO : from_uv((int)nread));
     return;
   }
+  c->last_read_ns = mc_now_ns();
   ssize_t rv = nghttp2_session_mem_recv(c->h2, (const uint8_t *)buf->base,
                                         (size_t)nread);
   if (rv < 0) {
@@ -1067,6 +1071,16 @@ static int wait_decided(h2stream *st, uint64_t deadline) {
 
 static void conn_idle_check(h2conn *c);
 
+/* An exchange timed out with nothing heard on its connection since it
+ * began waiting: the connection may be dead (a peer gone without a word, a
+ * route that drops everything), so it takes no new exchanges, which would
+ * all time out too; those on it go on, and it closes after them. */
+static void note_timeout(h2stream *st, int err) {
+  h2conn *c = st->conn;
+  if (err == MC_ETIMEDOUT && c && c->last_read_ns < st->since_ns)
+    c->suspect = true;
+}
+
 /* The exchange is done with its connection: a stream not closed yet is
  * reset, and what it left unread is given back to the connection's
  * window. */
@@ -1096,6 +1110,7 @@ static int stream_submit(h2stream *st, h2conn *c, const nghttp2_nv *nva,
   if (id < 0)
     return id == NGHTTP2_ERR_NOMEM ? MC_ENOMEM : MC_EINVAL;
   st->id = id;
+  st->since_ns = mc_now_ns();
   stream_link(st, c);
   uv_timer_stop(&c->idle);
   if (st->src) {
@@ -1451,6 +1466,7 @@ static int h2_stream_read(mc__http_stream *s, mc_http_response *res,
   mc_buf_reset(&st->taken);
   uint64_t deadline = call_deadline(hs->timeout_ms);
   st->want = W_DATA;
+  st->since_ns = mc_now_ns();
   for (;;) {
     if (st->reply.len) {
       mc_buf t = st->taken;
@@ -1477,8 +1493,10 @@ static int h2_stream_read(mc__http_stream *s, mc_http_response *res,
     if (decided(st, &result) && result)
       return result;
     int err = stream_wait(st, deadline);
-    if (err)
+    if (err) {
+      note_timeout(st, err);
       return err;
+    }
   }
 }
 
@@ -1580,6 +1598,7 @@ int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res) {
              st->why[0] && !ours ? st->why : mc_strerror(err));
   }
   st->arena = NULL; /* the caller's, gone after this */
+  note_timeout(st, err);
   stream_detach(st);
   if (!orphaned)
     stream_free(st);

@@ -105,3 +105,51 @@ Test(h2_mux, many_exchanges_time_out_on_one_connection) {
     cr_assert_eq(e[i].rc, MC_ETIMEDOUT, "%d: %s", i, mc_err_name(e[i].rc));
   uv_close((uv_handle_t *)&mute, NULL);
 }
+
+/* A listener that accepts and counts connections, and never says a word. */
+static uv_tcp_t deaf;
+static uv_tcp_t deaf_conns[8];
+static int ndeaf;
+static void on_deaf_conn(uv_stream_t *s, int status) {
+  if (status != 0 || ndeaf == 8)
+    return;
+  uv_tcp_init(&loop, &deaf_conns[ndeaf]);
+  cr_assert_eq(uv_accept(s, (uv_stream_t *)&deaf_conns[ndeaf]), 0);
+  ndeaf++;
+}
+static int deaf_port(void) {
+  ndeaf = 0;
+  uv_tcp_init(&loop, &deaf);
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  cr_assert_eq(uv_tcp_bind(&deaf, (struct sockaddr *)&a, 0), 0);
+  cr_assert_eq(uv_listen((uv_stream_t *)&deaf, 16, on_deaf_conn), 0);
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  uv_tcp_getsockname(&deaf, (struct sockaddr *)&ss, &len);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* A connection on which an exchange timed out with nothing heard takes no
+ * new exchange: the next one opens a connection of its own (a dead peer
+ * would otherwise take every call to it, to time out). */
+Test(h2_mux, silent_connection_after_a_timeout_takes_no_new_exchange) {
+  int port = deaf_port();
+  exchange first = {.port = port, .timeout_ms = 100};
+  start(&first);
+  while (!first.done)
+    uv_run(&loop, UV_RUN_ONCE);
+  exchange next = {.port = port, .timeout_ms = 100};
+  start(&next);
+  while (!next.done)
+    uv_run(&loop, UV_RUN_ONCE);
+  int opened = ndeaf;
+  /* closed before asserting: a failed assertion skips the rest, and the
+   * teardown would wait for the listener forever */
+  for (int i = 0; i < ndeaf; i++)
+    uv_close((uv_handle_t *)&deaf_conns[i], NULL);
+  uv_close((uv_handle_t *)&deaf, NULL);
+  cr_assert_eq(first.rc, MC_ETIMEDOUT);
+  cr_assert_eq(next.rc, MC_ETIMEDOUT);
+  cr_assert_eq(opened, 2);
+}
