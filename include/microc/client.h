@@ -120,10 +120,11 @@ MC_EXTERN int mc_http_do(const mc_http_request *req, mc_arena *a,
 MC_EXTERN int mc_http_read(mc_http_response *res, mc_slice *chunk);
 
 /* Done with a streamed answer: its connection returns to the pool if the
- * body was read to the end, and is closed otherwise. Over HTTP/2 a body
- * source still being read is canceled and waited for (from a fiber).
- * Idempotent, and a no-op on answers that are not streamed; the arena the
- * answer lives in calls it when freed, so a caller that forgets leaks
+ * body was read to the end, and is closed otherwise (over HTTP/2 the
+ * stream is reset instead, and the connection goes on with its others). Over
+ * HTTP/2 a body source still being read is canceled and waited for (from a
+ * fiber). Idempotent, and a no-op on answers that are not streamed; the arena
+ * the answer lives in calls it when freed, so a caller that forgets leaks
  * nothing (but should not count on that: outside a fiber a running body
  * source is canceled and not waited for). Sets res->stream to NULL. */
 MC_EXTERN void mc_http_close(mc_http_response *res);

@@ -76,9 +76,10 @@ typedef struct mc_call {
                            (a POST with an idempotency key, say) */
   const char *tag;      /* only instances with this tag; NULL: any */
   mc_balancer balancer; /* 0: the process's (mc_discovery_setup) */
-  bool h2;         /* speak HTTP/2 (h2c, prior knowledge) to the instance, on a
-                      connection of its own, and keep the answer's trailers: what
-                      a proxy passing gRPC on needs */
+  bool h2;         /* speak HTTP/2 (h2c, prior knowledge) to the instance, as
+                      a stream on the thread's connection to it (shared by the
+                      calls made at the same time), and keep the answer's
+                      trailers: what a proxy passing gRPC on needs */
   size_t max_body; /* answer cap; 0: 16 MiB */
   char *served_by; /* if set: gets the ID of the instance that answered */
   size_t served_by_cap;

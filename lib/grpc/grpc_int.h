@@ -32,9 +32,11 @@ typedef struct mc__grpc_unary_res {
  * received, in res->reply), or the errors of mc_grpc_health_check. */
 int mc__grpc_unary(const mc__grpc_unary_req *req, mc__grpc_unary_res *res);
 
-/* One HTTP/2 request on a new h2c connection, with bytes as they are: what
- * a proxy passing gRPC on needs (the body is not framed or read as gRPC,
- * and trailers come back). */
+/* One HTTP/2 request, with bytes as they are: what a proxy passing gRPC on
+ * needs (the body is not framed or read as gRPC, and trailers come back).
+ * It is a stream on this thread's h2c connection to host:port, shared with
+ * the exchanges made at the same time (a new one is opened when none has
+ * room); only fibers of the calling thread use it. */
 typedef struct mc__h2x_req {
   mc_slice host; /* a name or an IP literal, IPv6 without brackets */
   int port;
@@ -48,7 +50,8 @@ typedef struct mc__h2x_req {
   const mc_body_source *body_source;
   /* Return at the answer's head; the body is read with mc_http_read from
    * res->stream (max_response does not apply), and the exchange holds its
-   * connection until mc_http_close. */
+   * stream (not the connection) until mc_http_close, which resets it if
+   * it was not read to the end. */
   bool stream;
   uint64_t timeout_ms; /* 0: 10 s; the fiber's deadline also ends it */
   size_t max_response; /* cap on the answer's body; 0: 4 MiB */
@@ -65,7 +68,9 @@ typedef struct mc__h2x_res {
 
 /* Returns 0 once the server has ended its side of the stream (with
  * req.stream: once the answer's head is in), or the errors of
- * mc_grpc_health_check. */
+ * mc_grpc_health_check; MC_ECONNREFUSED also when the server did not
+ * process the stream (it refused it, or went away before it, or the
+ * connection broke before it was sent): safe to send again. */
 int mc__h2x(const mc__h2x_req *req, mc_arena *a, mc__h2x_res *res);
 
 #endif

@@ -169,6 +169,7 @@ class H2Server:
         self.port = self.sock.getsockname()[1]
         self.resets = []
         self.echoed = 0
+        self.accepted = 0  # connections
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -178,6 +179,7 @@ class H2Server:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            self.accepted += 1
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, sock):
@@ -218,8 +220,11 @@ class H2Server:
                     if isinstance(ev, h2.events.RequestReceived):
                         u = urllib.parse.urlsplit(dict(ev.headers)[":path"])
                         q = dict(urllib.parse.parse_qsl(u.query))
-                        conn.send_headers(ev.stream_id, [(":status", "200"),
-                                                         ("content-type", "application/x-test")])
+                        try:
+                            conn.send_headers(ev.stream_id, [(":status", "200"),
+                                                             ("content-type", "application/x-test")])
+                        except h2.exceptions.StreamClosedError:
+                            continue  # reset in the same read: the connection goes on
                         if u.path == "/big":
                             out[ev.stream_id] = [bytearray(pattern(int(q["kb"]) * 1024)), True]
                         elif u.path in ("/rst_mid", "/stall"):
@@ -250,6 +255,59 @@ class H2Server:
         self.sock.close()
 
 
+class Refuser:
+    """An HTTP/2 server that processes nothing: each request is answered
+    with GOAWAY naming the stream before it as the last one processed, and
+    the connection is closed."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.refused = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, sock):
+        import h2.config
+        import h2.connection
+        import h2.events
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8"))
+        conn.initiate_connection()
+        try:
+            sock.sendall(conn.data_to_send())
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        self.refused += 1
+                        conn.close_connection(last_stream_id=max(ev.stream_id - 2, 0))
+                        sock.sendall(conn.data_to_send())
+                        return
+                sock.sendall(conn.data_to_send())
+        except Exception:
+            pass
+        finally:
+            sock.close()
+
+    def stop(self):
+        self.sock.close()
+
+
 class Named:
     """A registry with hello, an HTTP/2 server (h2py) and a service whose
     instances are an Upstream and a hello (mixed), and a kitchen that calls
@@ -261,8 +319,11 @@ class Named:
         reg = self.registry.url
         self.hello = Service("hello", "--workers", "1", "--registry", reg)
         self.h2 = H2Server()
+        self.refuser = Refuser()
         self.upstream = Upstream()
         for sid, name, port in (("h2py-1", "h2py", self.h2.port),
+                                ("pair-refuser", "h2pair", self.refuser.port),
+                                ("pair-h2py", "h2pair", self.h2.port),
                                 ("mixed-up", "mixed", self.upstream.port),
                                 ("mixed-hello", "mixed", self.hello.port)):
             r = requests.put(f"{reg}/v1/agent/service/register", json={
@@ -282,6 +343,7 @@ class Named:
         self.hello.check_clean_exit()
         self.registry.check_clean_exit()
         self.h2.stop()
+        self.refuser.stop()
         self.upstream.close()
 
 
@@ -338,6 +400,34 @@ def test_h2_streamed_answer_with_trailers(named):
     assert out["error"] is None and out["body"] == pattern(64 * 1024).decode()
 
 
+def test_h2_streamed_answers_at_once_share_a_connection(named):
+    """Eight streamed answers of 1 MiB at once, each read to the end: the
+    streams share one connection (flow control is per stream, and the
+    connection's window leaves room for all)."""
+    from concurrent.futures import ThreadPoolExecutor
+    n = 1024 * 1024
+    named.call("h2py", "/big?kb=1", h2=1)  # a pooled connection, if none
+    before = named.h2.accepted
+    with ThreadPoolExecutor(8) as ex:
+        outs = list(ex.map(lambda _: named.call("h2py", f"/big?kb={n // 1024}",
+                                                h2=1, stream=1), range(8)))
+    for out in outs:
+        assert out["error"] is None and out["read_error"] is None, out
+        assert out["bytes"] == n and out["crc"] == zlib.crc32(pattern(n))
+    assert named.h2.accepted == before
+
+
+def test_h2_streams_never_processed_are_tried_again(named):
+    """An instance that answers each request with GOAWAY (the stream past
+    its last one) processed nothing: even a POST is tried again, on the
+    other instance."""
+    for i in range(12):
+        out = named.call("h2pair", "/refused", method="POST", h2=1)
+        assert out["error"] is None and out["status"] == 200, out
+        assert out["served_by"] == "pair-h2py", out
+    assert named.refuser.refused >= 1
+
+
 def test_h2_full_duplex_echo(named):
     # each piece waits for the echo of the one before: without full duplex
     # this would never end
@@ -389,6 +479,40 @@ def test_streams_left_open_are_closed_with_the_arena(named):
     out = named.call("h2py", "/echo", method="POST", h2=1, stream=1,
                      upload=100000, duplex=1)
     assert out["read_error"] is None and out["bytes"] == 100000, out
+
+
+def test_h2_unread_answers_give_the_connection_window_back(named):
+    """Streamed answers closed unread, each holding up to a stream window
+    (64 KiB) of data, more of them than the shared connection's window (16
+    MiB) holds: what they left is given back, so answers on the same
+    connection still flow after."""
+    named.call("h2py", "/big?kb=1", h2=1)
+    before = named.h2.accepted
+    for _ in range(300):
+        out = named.call("h2py", "/big?kb=1024", h2=1, stream=1, leak=1)
+        assert out["error"] is None, out
+    out = named.call("h2py", "/big?kb=1024", h2=1, stream=1, timeout_ms=5000)
+    assert out["read_error"] is None and out["bytes"] == 1024 * 1024, out
+    assert named.h2.accepted == before  # all on one connection
+
+
+def test_h2_timeout_resets_its_stream_only(named):
+    """A stalled answer times out while a big one flows on the same
+    connection: the first stream is reset (CANCEL), the second is read
+    whole, and no connection is opened."""
+    from concurrent.futures import ThreadPoolExecutor
+    from conftest import wait_for
+    named.call("h2py", "/big?kb=1", h2=1)
+    before, resets = named.h2.accepted, len(named.h2.resets)
+    with ThreadPoolExecutor(2) as ex:
+        stalled = ex.submit(named.call, "h2py", "/stall", h2=1, stream=1,
+                            timeout_ms=300)
+        big = ex.submit(named.call, "h2py", "/big?kb=4096", h2=1, stream=1)
+        stalled, big = stalled.result(), big.result()
+    assert stalled["read_error"] == "MC_ETIMEDOUT", stalled
+    assert big["read_error"] is None and big["bytes"] == 4096 * 1024, big
+    wait_for(lambda: 8 in named.h2.resets[resets:], what="RST_STREAM CANCEL")
+    assert named.h2.accepted == before
 
 
 def test_h2_reset_and_stalled_answers_end_the_read_with_an_error(named):
