@@ -567,6 +567,7 @@ static int forward(mc_req *req, const gw_config *c, const gw_route *r,
                  .deadline_ns = mc_now_ns() + r->timeout_ms * 1000000,
                  .max_attempts = r->attempts,
                  .balancer = r->balancer,
+                 .user_agent = "", /* the client's, or none */
                  .h2 = grpc},
       a, &res);
   if (err == MC_ETOOBIG) /* the client's body, past its limit */

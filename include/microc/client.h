@@ -78,6 +78,9 @@ typedef struct mc_http_request {
   uint64_t timeout_ms;         /* the whole exchange; 0: 30 s */
   uint64_t connect_timeout_ms; /* 0: 5 s (and never past timeout_ms) */
   size_t max_body;             /* cap on the answer's body; 0: 16 MiB */
+  /* Sent when headers has no User-Agent: NULL sends "microc/VERSION",
+   * "" none (a proxy passing a request on as its client sent it). */
+  const char *user_agent;
 } mc_http_request;
 
 typedef struct mc_http_response {

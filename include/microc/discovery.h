@@ -81,6 +81,7 @@ typedef struct mc_call {
                       calls made at the same time), and keep the answer's
                       trailers: what a proxy passing gRPC on needs */
   size_t max_body; /* answer cap; 0: 16 MiB */
+  const char *user_agent; /* over HTTP/1.1: see mc_http_request */
   char *served_by; /* if set: gets the ID of the instance that answered */
   size_t served_by_cap;
 } mc_call;

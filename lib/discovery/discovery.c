@@ -622,7 +622,8 @@ int mc_call_service(const mc_call *c, mc_arena *a, mc_http_response *res) {
                              .body_source = ws ? &ws->src : NULL,
                              .stream = c->stream,
                              .timeout_ms = per,
-                             .max_body = c->max_body},
+                             .max_body = c->max_body,
+                             .user_agent = c->user_agent},
           a, res);
     }
     i->outstanding--;

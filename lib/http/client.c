@@ -576,8 +576,13 @@ static int write_head(mc_buf *b, mc_slice method, mc_slice hostname, int port,
     mc_buf_append_slice(b, r->headers[i].value);
     mc_buf_append(b, "\r\n", 2);
   }
-  if (!(given & H_USER_AGENT))
+  if (!(given & H_USER_AGENT) && !r->user_agent)
     mc_buf_append_cstr(b, "User-Agent: microc/" MC_VERSION "\r\n");
+  else if (!(given & H_USER_AGENT) && r->user_agent[0]) {
+    mc_buf_append_cstr(b, "User-Agent: ");
+    mc_buf_append_cstr(b, r->user_agent);
+    mc_buf_append(b, "\r\n", 2);
+  }
   /* Inside a request: pass its trace and id on. */
   mc_req *in = mc__req_current();
   if (in) {
@@ -1020,6 +1025,8 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
   if (!hostname.len || port < 1 || port > 65535 || !field_ok(target, false) ||
       memchr(target.ptr, ' ', target.len) || !method.len ||
       !field_ok(method, false) || memchr(method.ptr, ' ', method.len))
+    return MC_EINVAL;
+  if (r->user_agent && !field_ok(mc_slice_cstr(r->user_agent), false))
     return MC_EINVAL;
   unsigned given = 0;
   for (size_t i = 0; i < r->nheaders; i++) {

@@ -212,6 +212,17 @@ def test_forwarded_headers_and_hop_by_hop(gw):
     assert "x-auth-subject" not in h and "x-auth-scopes" not in h
 
 
+def test_user_agent_is_the_clients_or_none(gw):
+    """A proxy passes the client's User-Agent on and makes none up."""
+    assert raw_headers(gw, headers={"User-Agent": "shop/1.0"})["headers"][
+        "user-agent"] == "shop/1.0"
+    s = connect(gw.gw.port)
+    s.sendall(b"GET /raw/headers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    r = one_response(read_until_closed(s))
+    assert r.status == 200
+    assert "user-agent" not in r.json()["headers"]
+
+
 def test_post_body_and_status_pass_through(gw):
     r = requests.post(f"{gw.url}/raw/headers", data=b"payload")
     assert r.json()["body"] == "payload" and r.json()["method"] == "POST"
