@@ -589,41 +589,28 @@ static h2stream *stream_of(void *ud, int32_t id) {
 
 static void pump_wake(h2stream *st);
 
-/* The data provider of a body source: what the pump has queued, or a
- * deferral until it queues more. An exchange that let go of its stream
- * (being reset) gives nothing more. */
-static ssize_t read_source(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
-                           size_t length, uint32_t *flags,
-                           nghttp2_data_source *src, void *ud) {
-  h2stream *st = stream_of(ud, stream_id);
-  if (!st)
-    return NGHTTP2_ERR_DEFERRED;
-  size_t n = st->body.len - st->body_off;
-  if (!n && !st->src_eof)
-    return NGHTTP2_ERR_DEFERRED;
-  if (n > length)
-    n = length;
-  memcpy(buf, st->body.ptr + st->body_off, n);
-  st->body_off += n;
-  if (st->body_off == st->body.len && st->src_eof)
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-  pump_wake(st);
-  return (ssize_t)n;
-}
-
+/* The data provider: the body given whole, or what a body source's pump
+ * has queued, with a deferral until it queues more. An exchange that let
+ * go of its stream (being reset) gives nothing more. */
 static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf,
                          size_t length, uint32_t *flags,
                          nghttp2_data_source *src, void *ud) {
   h2stream *st = stream_of(ud, stream_id);
   if (!st)
     return NGHTTP2_ERR_DEFERRED;
+  bool all_queued = !st->src || st->src_eof;
   size_t n = st->body.len - st->body_off;
+  if (!n && !all_queued)
+    return NGHTTP2_ERR_DEFERRED;
   if (n > length)
     n = length;
-  memcpy(buf, st->body.ptr + st->body_off, n);
+  if (n)
+    memcpy(buf, st->body.ptr + st->body_off, n);
   st->body_off += n;
-  if (st->body_off == st->body.len)
+  if (st->body_off == st->body.len && all_queued)
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (st->src)
+    pump_wake(st);
   return (ssize_t)n;
 }
 
@@ -1103,8 +1090,7 @@ static void stream_detach(h2stream *st) {
 /* Sends the request (st->body after the headers, when has_body) on c. */
 static int stream_submit(h2stream *st, h2conn *c, const nghttp2_nv *nva,
                          size_t n, bool has_body) {
-  nghttp2_data_provider body = {.read_callback =
-                                    st->src ? read_source : read_body};
+  nghttp2_data_provider body = {.read_callback = read_body};
   int32_t id = nghttp2_submit_request(c->h2, NULL, nva, n,
                                       has_body ? &body : NULL, NULL);
   if (id < 0)
