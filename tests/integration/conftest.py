@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -310,6 +311,36 @@ def pattern(n):
     """The first n bytes of the pattern."""
     reps, rest = divmod(n, len(PATTERN_BLOCK))
     return PATTERN_BLOCK * reps + PATTERN_BLOCK[:rest]
+
+
+class LoopbackServer:
+    """A listener on a free loopback port whose connections are each
+    handed to self.serve(conn) on a thread of their own; self.accepted
+    counts them. Subclasses write serve and may set fields before
+    calling LoopbackServer.__init__."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.close()
 
 
 class Upstream:

@@ -7,7 +7,7 @@ import zlib
 
 import requests
 
-from conftest import SLOW, pattern, rss_kib
+from conftest import SLOW, LoopbackServer, pattern, rss_kib
 
 
 def fetch(svc, url, timeout=120, **params):
@@ -148,7 +148,7 @@ def test_errors_before_the_head(kitchen, upstream):
 # ---- by name, over HTTP/1.1 and HTTP/2 ---------------------------------------
 
 
-class H2Server:
+class H2Server(LoopbackServer):
     """A hyper-h2 server on raw sockets (h2c, prior knowledge):
 
       /big?kb=N   N KiB of the pattern, sent as flow control allows, then
@@ -161,28 +161,11 @@ class H2Server:
     It notes the streams the client reset."""
 
     def __init__(self):
-        import socket
-        import threading
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.resets = []
         self.echoed = 0
-        self.accepted = 0  # connections
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        import threading
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, sock):
+    def serve(self, sock):
         import h2.config
         import h2.connection
         import h2.events
@@ -251,35 +234,17 @@ class H2Server:
         finally:
             sock.close()
 
-    def stop(self):
-        self.sock.close()
 
-
-class Refuser:
+class Refuser(LoopbackServer):
     """An HTTP/2 server that processes nothing: each request is answered
     with GOAWAY naming the stream before it as the last one processed, and
     the connection is closed."""
 
     def __init__(self):
-        import socket
-        import threading
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.refused = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        import threading
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, sock):
+    def serve(self, sock):
         import h2.config
         import h2.connection
         import h2.events
@@ -303,9 +268,6 @@ class Refuser:
             pass
         finally:
             sock.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 class Named:
@@ -342,8 +304,8 @@ class Named:
         self.kitchen.check_clean_exit()
         self.hello.check_clean_exit()
         self.registry.check_clean_exit()
-        self.h2.stop()
-        self.refuser.stop()
+        self.h2.close()
+        self.refuser.close()
         self.upstream.close()
 
 

@@ -11,7 +11,7 @@ import jwt as pyjwt
 import pytest
 import requests
 
-from conftest import SLOW, Service, wait_for
+from conftest import SLOW, LoopbackServer, Service, wait_for
 
 SECRET = "grpc-secret-0123456789abcdef-0123456789"
 system_echo_port = []
@@ -284,40 +284,28 @@ class SlowServer:
         return self.server.stop(grace)
 
 
-class Proxy:
+class Proxy(LoopbackServer):
     """A TCP relay to a port that can be changed, and whose connections can
     be cut at once: an instance that dies mid-flight, as the gateway sees
     it."""
 
     def __init__(self, target):
-        import socket
-        import threading
         self.target = target
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.conns = []
-        self.accepted = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
+    def serve(self, c):
         import socket
         import threading
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                c.close()
-                continue
-            self.accepted += 1
-            self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+        try:
+            u = socket.create_connection(("127.0.0.1", self.target))
+        except OSError:
+            self.accepted -= 1  # counts relayed connections only
+            c.close()
+            return
+        self.conns += [c, u]
+        for a, b in ((c, u), (u, c)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pipe(a, b):
@@ -345,9 +333,9 @@ class Proxy:
                 pass
         self.conns = []
 
-    def stop(self):
+    def close(self):
         self.cut()
-        self.sock.close()
+        super().close()
 
 
 MUX_ROUTES = """
@@ -397,7 +385,7 @@ def mux(tmp_path_factory):
     yield box
     channel.close()
     gw.check_clean_exit()
-    proxy.stop()
+    proxy.close()
     box["flaky"].stop()
     capped.stop()
     slow.stop()
