@@ -36,10 +36,11 @@ typedef struct mc_header {
 typedef struct mc_body_source {
   /* Puts the next piece of the body in *chunk (valid until the next call,
    * or the end of the exchange after the last call), an empty piece at the
-   * end. May suspend the calling fiber (over HTTP/2 that fiber is one of
-   * the exchange's own, which is canceled when the exchange ends early).
-   * Returns 0, or an MC_E* code, which ends the exchange with that error
-   * (over HTTP/2 the stream is reset with CANCEL). */
+   * end. Called on a fiber of the exchange's own, so the answer can come
+   * and be read while the body goes out; it may suspend that fiber, which
+   * is canceled when the exchange ends early. Returns 0, or an MC_E* code,
+   * which ends the exchange with that error (over HTTP/2 the stream is
+   * reset with CANCEL; over HTTP/1.1 the connection is closed). */
   int (*read)(void *ud, mc_slice *chunk);
   void *ud;
   /* When known (>= 0), sent as Content-Length, and a source that gives
@@ -66,9 +67,10 @@ typedef struct mc_http_request {
   const mc_header *headers;
   size_t nheaders;
   mc_slice body;
-  /* The body in pieces, instead of body (see mc_body_source). Over
-   * HTTP/1.1 an answer that starts before the body is all sent stops the
-   * sending, and the connection is not reused. */
+  /* The body in pieces, instead of body (see mc_body_source). The body
+   * goes on after the answer's head (a peer may answer as it reads, piece
+   * by piece: full duplex), and stops once the whole answer is in; over
+   * HTTP/1.1 a connection whose body was cut short is not reused. */
   const mc_body_source *body_source;
   /* The answer's body is read in pieces with mc_http_read instead of being
    * held whole; max_body does not apply to it. timeout_ms then bounds the

@@ -13,13 +13,15 @@
  *
  * Exchanges that stream (a body source, or an answer read in pieces) read
  * with a callback of their own that only takes notes and wakes the fiber,
- * which looks at the notes and decides: the fiber may be away (in the body
- * source, or in the caller's code between two mc_http_read) when bytes
- * come. The exchanges held whole keep the leaner path. */
+ * which looks at the notes and decides: the fiber may be away (in the
+ * caller's code between two mc_http_read) when bytes come. A body source
+ * is sent by a pump fiber of the exchange's own meanwhile. The exchanges
+ * held whole keep the leaner path. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fiber_int.h"
 #include "http/h1_response.h"
 #include "http/server_int.h"
 #include "http/stream_int.h"
@@ -66,7 +68,14 @@ struct conn {
   bool source_read; /* the body source was asked for a piece */
   int error;        /* what ended the answer early */
   int write_error;
-  mc_buf taken; /* the piece handed to mc_http_read */
+  /* the body source's pump: see pump_main */
+  const mc_body_source *src;
+  int src_error;    /* the source failed, or gave other than announced */
+  mc_fiber *pump;   /* sends src's pieces; NULL once it has ended */
+  mc_fiber *joiner; /* waits for the pump to end */
+  bool pump_parked, pump_stop;
+  bool orphaned; /* nobody will join the pump: it closes the connection */
+  mc_buf taken;  /* the piece handed to mc_http_read */
   char chunk_head[24];
 };
 
@@ -287,6 +296,7 @@ static void on_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf) {
 }
 
 static void on_read_stream(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void pump_wake(conn *c);
 
 /* One read callback for every state of a connection, so that moving
  * between them costs no epoll_ctl calls. */
@@ -366,6 +376,8 @@ static void on_read_stream(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       c->paused = true;
     }
   }
+  if (c->answer_done || c->error)
+    pump_wake(c);
   finish(c, 0, false);
 }
 
@@ -656,12 +668,13 @@ static void on_write_stream(uv_write_t *w, int status) {
   c->writing = false;
   if (status != 0 && !c->write_error)
     c->write_error = from_uv(status);
+  pump_wake(c);
   finish(c, 0, false);
 }
 
 /* Writes bufs now as far as the socket takes them, and hands the rest to
- * libuv (a write that must wait costs two epoll_ctl calls); the fiber
- * waits for that before the next. */
+ * libuv (a write that must wait costs two epoll_ctl calls); the next write
+ * waits for that one. */
 static int write_stream(conn *c, uv_buf_t *bufs, unsigned n) {
   int k = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
   if (k < 0 && k != UV_EAGAIN)
@@ -681,67 +694,139 @@ static int write_stream(conn *c, uv_buf_t *bufs, unsigned n) {
   return 0;
 }
 
-/* Whether the body must stop: a final answer has come (the peer will not
- * read the rest, or does not need it; an interim 1xx does not count) or
- * the connection failed. */
-static bool stop_sending(conn *c) {
-  return c->rd.headers_done || c->answer_done || c->error || c->write_error;
+/* ---- the body source's pump ----------------------------------------------
+ *
+ * A request body from a source is sent by a fiber of its own, so that the
+ * answer can come, and be read, while the body still goes out: a peer may
+ * answer early (an error, and then the rest is not sent), or answer as it
+ * reads, each piece in turn (then the body goes on after the answer's
+ * head). The pump sends a piece once libuv has written the one before, and
+ * stops when the body is done, the answer is whole, or the connection
+ * fails. It is always joined before the connection is given back or
+ * closed; one whose owner let go outside a fiber closes it itself. */
+
+/* Whether the pump must stop sending. */
+static bool pump_done(const conn *c) {
+  return c->pump_stop || c->answer_done || c->error || c->write_error ||
+         c->src_error || c->closing;
 }
 
-/* Sends the body source's pieces, each once libuv has written the one
- * before, while the answer is read. */
-static int send_source(conn *c, const mc_body_source *src, uint64_t deadline) {
+static void pump_wake(conn *c) {
+  if (c->pump_parked && (!c->writing || pump_done(c))) {
+    c->pump_parked = false;
+    mc__fiber_ready(c->pump);
+  }
+}
+
+static void pump_cancel(void *arg) {
+  conn *c = arg;
+  c->pump_stop = true;
+  pump_wake(c);
+}
+
+static void pump_main(void *arg) {
   static const char crlf[] = "\r\n", last[] = "0\r\n\r\n";
-  bool chunked = src->length < 0;
+  conn *c = arg;
+  const mc_body_source *src = c->src;
+  bool chunked = src->length < 0, sent_all = false;
   uint64_t sent = 0;
   for (;;) {
-    while (c->writing && !stop_sending(c)) {
-      int err = mc_fiber_canceled() ? MC_ECANCELED : conn_wait(c, deadline);
-      if (err)
-        return err;
+    while (c->writing && !pump_done(c)) {
+      c->pump_parked = true;
+      mc__fiber_wait_begin(pump_cancel, c);
+      mc__fiber_yield();
+      mc__fiber_wait_end();
     }
-    if (stop_sending(c))
+    if (pump_done(c) || mc_fiber_canceled())
       break;
     mc_slice piece = {"", 0};
     c->source_read = true;
     int err = src->read(src->ud, &piece);
-    if (err)
-      return err;
-    if (stop_sending(c))
+    if (pump_done(c))
       break;
+    if (!err && !chunked &&
+        (piece.len > (uint64_t)src->length - sent ||
+         (!piece.len && sent != (uint64_t)src->length)))
+      err = MC_EINVAL; /* not the length announced */
+    if (err) {
+      c->src_error = err;
+      break;
+    }
+    sent += piece.len;
     uv_buf_t b[3];
     unsigned n = 0;
-    if (!piece.len) {
-      if (!chunked && sent != (uint64_t)src->length)
-        return MC_EINVAL; /* fewer bytes than announced */
-      if (chunked) {
-        b[n++] = uv_buf_init((char *)last, sizeof last - 1);
-        if (write_stream(c, b, n))
-          break;
-      }
-      return 0;
-    }
-    if (!chunked && piece.len > (uint64_t)src->length - sent)
-      return MC_EINVAL; /* more bytes than announced */
-    sent += piece.len;
-    if (chunked) {
+    if (chunked && piece.len) {
       int k =
           snprintf(c->chunk_head, sizeof c->chunk_head, "%zx\r\n", piece.len);
       b[n++] = uv_buf_init(c->chunk_head, (unsigned)k);
     }
-    b[n++] = uv_buf_init((char *)piece.ptr, (unsigned)piece.len);
+    if (piece.len)
+      b[n++] = uv_buf_init((char *)piece.ptr, (unsigned)piece.len);
     if (chunked)
-      b[n++] = uv_buf_init((char *)crlf, 2);
-    if (write_stream(c, b, n))
+      b[n++] = piece.len ? uv_buf_init((char *)crlf, 2)
+                         : uv_buf_init((char *)last, sizeof last - 1);
+    if (n && (err = write_stream(c, b, n))) {
+      c->write_error = err;
       break;
+    }
+    if (!piece.len) {
+      sent_all = true;
+      break;
+    }
   }
-  c->body_unsent = true;
+  if (!sent_all)
+    c->body_unsent = true;
+  c->pump = NULL;
+  finish(c, 0, true); /* the reader looks again: a failed source ends it */
+  if (c->joiner)
+    mc__fiber_ready(c->joiner);
+  else if (c->orphaned)
+    conn_close(c);
+}
+
+static int pump_start(conn *c, const mc_body_source *src) {
+  c->src = src;
+  c->src_error = 0;
+  c->pump_stop = c->pump_parked = c->orphaned = false;
+  c->joiner = NULL;
+  int err = mc__fiber_new(&c->pump, pump_main, c);
+  if (err)
+    return err;
+  mc__fiber_ready(c->pump);
   return 0;
 }
 
+/* Stops the pump and, from a fiber, waits for it to end; otherwise the
+ * pump closes the connection itself when it ends (returns true: c is no
+ * longer the caller's). */
+static bool pump_join(conn *c) {
+  if (!c->pump)
+    return false;
+  c->pump_stop = true;
+  mc__fiber_cancel(c->pump); /* ends its wait, ours or the source's */
+  if (!c->pump)
+    return false;
+  mc_fiber *self = mc_fiber_current();
+  if (!self || self == c->pump) {
+    c->orphaned = true;
+    return true;
+  }
+  c->joiner = self;
+  /* No cancel function: a canceled caller still waits for the pump, which
+   * was canceled itself and ends soon. */
+  while (c->pump) {
+    mc__fiber_wait_begin(NULL, NULL);
+    mc__fiber_yield();
+    mc__fiber_wait_end();
+  }
+  c->joiner = NULL;
+  return false;
+}
+
 /* One exchange on c for a request with a body source or a streamed
- * answer: sends while reading, and ends once the answer's head (stream) or
- * all of it is in. */
+ * answer: the body goes out (by the pump, for a source) while the answer
+ * is read, and the exchange ends once the answer's head (stream) or all of
+ * it is in. The pump may still be sending then. */
 static int exchange_streaming(conn *c, const mc_http_request *r,
                               bool head_request, uint64_t deadline) {
   mc__h1r_reset(&c->rd, head_request);
@@ -749,7 +834,7 @@ static int exchange_streaming(conn *c, const mc_http_request *r,
   c->stream = r->stream;
   c->extra = c->answer_done = c->paused = false;
   c->body_unsent = c->source_read = false;
-  c->error = c->write_error = 0;
+  c->error = c->write_error = c->src_error = 0;
   if (r->stream)
     c->rd.body.limit = 0;
   mc_buf_reset(&c->taken);
@@ -761,9 +846,11 @@ static int exchange_streaming(conn *c, const mc_http_request *r,
                    uv_buf_init((char *)r->body.ptr, (unsigned)r->body.len)};
   if (write_stream(c, b, !r->body_source && r->body.len ? 2 : 1))
     return MC_ECONNRESET;
-  if (r->body_source && (err = send_source(c, r->body_source, deadline)))
+  if (r->body_source && (err = pump_start(c, r->body_source)))
     return err;
   for (;;) {
+    if (c->src_error)
+      return c->src_error;
     if (c->answer_done || (c->stream && c->rd.headers_done))
       return 0;
     if (c->error)
@@ -814,6 +901,8 @@ static int h1_stream_read(mc__http_stream *s, mc_http_response *res,
     }
     if (c->error)
       return c->error;
+    if (c->src_error)
+      return c->src_error;
     if (mc_fiber_canceled())
       return MC_ECANCELED;
     int err = conn_wait(c, deadline);
@@ -827,8 +916,10 @@ static void h1_stream_close(mc__http_stream *s) {
   conn *c = hs->c;
   if (!P) /* the thread's pool is gone, and its hosts with it */
     c->h = NULL;
+  if (pump_join(c))
+    return; /* the pump closes it */
   conn_release(c, hs->eof && c->rd.keep_alive && !c->body_unsent && !c->error &&
-                      !c->write_error);
+                      !c->write_error && !c->src_error);
 }
 
 static void stream_cleanup(void *arg) {
@@ -990,7 +1081,8 @@ static int stream_start(conn *c, const mc_http_request *r, mc_arena *a,
   if (!err && mc__http_stream_adopt(&hs->base, a) != 0)
     err = MC_ENOMEM;
   if (err) {
-    conn_close(c);
+    if (!pump_join(c))
+      conn_close(c);
     return err;
   }
   hs->base.read = h1_stream_read;
@@ -1102,11 +1194,13 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
       err = exchange_streaming(c, r, head_request, deadline);
       if (!err && !r->stream) {
         err = copy_response(c, a, res);
-        conn_release(c, !err && c->rd.keep_alive && !c->body_unsent);
+        if (!pump_join(c))
+          conn_release(c, !err && c->rd.keep_alive && !c->body_unsent);
         return err;
       }
       if (!err)
         return stream_start(c, r, a, res);
+      pump_join(c); /* (from a fiber: always joined here) */
     }
     bool stale = reused && !c->rd.started && !c->source_read &&
                  (err == MC_ECLOSED || err == MC_ECONNRESET);

@@ -292,7 +292,8 @@ class Named:
                 "ID": sid, "Name": name, "Address": "127.0.0.1", "Port": port,
                 "Check": {"TTL": "1h", "Status": "passing"}})
             assert r.status_code == 200
-        self.kitchen = Service("kitchen", "--workers", "1", "--registry", reg)
+        self.kitchen = Service("kitchen", "--workers", "1", "--registry", reg,
+                               "--check-interval", "1s")
 
     def call(self, service, path="/", **params):
         r = requests.get(f"{self.kitchen.url}/call",
@@ -400,6 +401,29 @@ def test_h2_full_duplex_echo(named):
     assert out["sent"] == n and out["bytes"] == n
     assert out["crc"] == zlib.crc32(pattern(n))
     assert out["trailers"]["x-trailer"] == "t1"
+
+
+def test_h1_full_duplex_echo(named):
+    """HTTP/1.1 too: kitchen's /echo-stream sends each piece back as it
+    reads it, and the body goes on after the answer's head."""
+    from conftest import wait_for
+    wait_for(lambda: named.call("kitchen", "/ticks")["status"] == 200,
+             what="kitchen by name")
+    n = 1024 * 1024
+    for extra in ({"chunked": 1}, {}):
+        out = named.call("kitchen", "/echo-stream", method="POST", stream=1, upload=n,
+                         piece=8192, duplex=1, **extra)
+        assert out["error"] is None and out["read_error"] is None, (extra, out)
+        assert out["sent"] == n and out["bytes"] == n
+        assert out["crc"] == zlib.crc32(pattern(n))
+    # let go midway, with the pump waiting for an echo: the arena closes it
+    for _ in range(3):
+        out = named.call("kitchen", "/echo-stream", method="POST", stream=1,
+                         upload=1 << 20, piece=8192, duplex=1, leak=1)
+        assert out["error"] is None and out["status"] == 200, out
+    out = named.call("kitchen", "/echo-stream", method="POST", stream=1, upload=100000,
+                     duplex=1)
+    assert out["read_error"] is None and out["bytes"] == 100000, out
 
 
 def test_h2_upload_held_whole(named):

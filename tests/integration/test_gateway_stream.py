@@ -192,3 +192,44 @@ def test_route_timeout_bounds_the_retries_too(sgw):
     r = requests.get(f"{sgw.url}/retried/slow?ms=3000", timeout=20)
     assert r.status_code == 504
     assert retries() == before
+
+
+def test_h1_upstream_full_duplex_echo(sgw):
+    """An upstream that answers while the body is still coming (kitchen's
+    /echo-stream sends each piece back as it reads it): the gateway keeps
+    sending the body after the answer's head, so every piece comes back
+    before the client has sent the next one and the exchange never stalls."""
+    s = connect(sgw.port)
+    s.settimeout(10 * SLOW)
+    s.sendall(b"POST /k/echo-stream HTTP/1.1\r\nHost: x\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n")
+    got = b""
+    sent = b""
+    for i in range(12):
+        piece = bytes([65 + i]) * 100_000
+        sent += piece
+        s.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        # the echo of this piece comes back before the next is sent
+        deadline = time.monotonic() + 10 * SLOW
+        while got.count(bytes([65 + i])) < len(piece):
+            assert time.monotonic() < deadline, (i, len(got))
+            data = s.recv(1 << 20)
+            assert data, (i, len(got))
+            got += data
+    s.sendall(b"0\r\n\r\n")
+    while not got.endswith(b"0\r\n\r\n"):
+        data = s.recv(1 << 20)
+        assert data
+        got += data
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200")
+    out = b""
+    while True:  # de-chunk
+        size, rest = body.split(b"\r\n", 1)
+        n = int(size, 16)
+        if n == 0:
+            break
+        out += rest[:n]
+        body = rest[n + 2:]
+    assert out == sent
+    s.close()
