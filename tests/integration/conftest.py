@@ -370,7 +370,8 @@ class Upstream:
       /reset_mid       announces 1 MiB, sends 128 KiB, resets (RST)
       /stall           announces 1000 bytes, sends 10, waits 5 s
 
-    It counts connections and requests so tests can see pooling."""
+    It counts connections and requests so tests can see pooling; delay_ms
+    holds every answer back that long (a slow instance)."""
 
     def __init__(self):
         import threading
@@ -384,6 +385,7 @@ class Upstream:
         self.requests = []
         self.lock = threading.Lock()
         self.stopping = False
+        self.delay_ms = 0
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -462,6 +464,8 @@ class Upstream:
                 method, target, headers, body = req
                 with self.lock:
                     self.requests.append(req)
+                if self.delay_ms:
+                    time.sleep(self.delay_ms / 1000)
                 u = urllib.parse.urlsplit(target)
                 q = dict(urllib.parse.parse_qsl(u.query))
                 path = u.path

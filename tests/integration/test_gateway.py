@@ -532,3 +532,46 @@ def test_docs_paths_belong_to_the_routes(tmp_path, service, upstream):
     assert requests.get(g.url + "/headers").json()["target"] == "/headers"
     assert requests.get(g.url + "/health/live").status_code == 200
     assert "microc_gateway_requests_total" in requests.get(g.url + "/metrics").text
+
+
+def test_balancers_spread_by_their_rule(tmp_path, service):
+    """Two instances, one slow (200 ms an answer): round robin gives each
+    half of the calls whatever their speed; least-outstanding and p2c (with
+    two instances it always draws both) send the calls where fewer wait, so
+    the slow one gets few."""
+    slow, fast = Upstream(), Upstream()
+    slow.delay_ms = 200
+    try:
+        reg = service("microc-registry", "--data-dir", str(tmp_path / "reg"))
+        for sid, u in (("pair-slow", slow), ("pair-fast", fast)):
+            requests.put(f"{reg.url}/v1/agent/service/register", json={
+                "ID": sid, "Name": "pair", "Address": "127.0.0.1", "Port": u.port,
+                "Check": {"TTL": "1h", "Status": "passing"}}).raise_for_status()
+        routes = tmp_path / "routes.yaml"
+        routes.write_text("routes:\n" + "".join(
+            f"  - {{prefix: /{b}/, service: pair, strip_prefix: true, auth: public, "
+            f"retries: 0, balancer: {b}}}\n"
+            for b in ("round-robin", "least-outstanding", "p2c")))
+        g = service("microc-gateway", "--routes", str(routes), "--registry", reg.url,
+                    "--workers", "1")
+        wait_for(lambda: requests.get(f"{g.url}/round-robin/ok").status_code == 200,
+                 what="the pair found")
+
+        def share_of_slow(balancer, n=40, threads=4):
+            before = (len(slow.requests), len(fast.requests))
+
+            def one(_):
+                return requests.get(f"{g.url}/{balancer}/ok", timeout=10).status_code
+
+            with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+                assert set(ex.map(one, range(n))) == {200}
+            s, f = len(slow.requests) - before[0], len(fast.requests) - before[1]
+            assert s + f == n
+            return s / n
+
+        assert 0.4 <= share_of_slow("round-robin") <= 0.6
+        assert share_of_slow("least-outstanding") < 0.25
+        assert share_of_slow("p2c") < 0.25
+    finally:
+        slow.close()
+        fast.close()
