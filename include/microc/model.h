@@ -100,10 +100,10 @@ typedef struct mc_model {
 
 #define MC_REQUIRED .required = true
 #define MC_NULLABLE .nullable = true
-#define MC_MIN(x) .has_min = true, .min = (x)
-#define MC_MAX(x) .has_max = true, .max = (x)
-#define MC_GT(x) .has_min = true, .exclusive_min = true, .min = (x)
-#define MC_LT(x) .has_max = true, .exclusive_max = true, .max = (x)
+#define MC_MIN(x) .has_min = true, .min = (double)(x)
+#define MC_MAX(x) .has_max = true, .max = (double)(x)
+#define MC_GT(x) .has_min = true, .exclusive_min = true, .min = (double)(x)
+#define MC_LT(x) .has_max = true, .exclusive_max = true, .max = (double)(x)
 #define MC_MIN_LEN(n) .has_min_len = true, .min_len = (n)
 #define MC_MAX_LEN(n) .has_max_len = true, .max_len = (n)
 #define MC_LEN(lo, hi) MC_MIN_LEN(lo), MC_MAX_LEN(hi)

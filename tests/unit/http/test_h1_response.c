@@ -149,8 +149,8 @@ Test(h1r, garbage_and_smuggling_are_refused) {
       "SSH-2.0-OpenSSH\r\n\r\n",
       "HTTP/1.1 2000 OK\r\n\r\n",
       "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: "
-      "chunked\r\n\r\n",
+      ("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n"),
       "HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
   };
