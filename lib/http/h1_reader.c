@@ -126,11 +126,28 @@ static mc_slice trim_ows(mc_slice v) {
 static int on_headers_complete(llhttp_t *p) {
   mc__h1_reader *r = R(p);
   const char *base = r->head.ptr;
+  /* One pass: the slices, and the fields that frame the message (matched
+   * by length first, so most names cost one compare). */
+  unsigned hosts = 0, te = 0;
+  mc_slice expect = MC_SLICE_NULL;
   for (uint32_t i = 0; i < r->nheaders; i++) {
     mc__h1_span *s = &r->spans[i];
-    r->headers[i].name = (mc_slice){base + s->name_off, s->name_len};
+    mc_slice n = {base + s->name_off, s->name_len};
+    r->headers[i].name = n;
     r->headers[i].value = trim_ows(
         (mc_slice){s->value_len ? base + s->value_off : "", s->value_len});
+    switch (n.len) {
+    case 4:
+      hosts += mc_slice_eq_nocase(n, MC_LIT("host"));
+      break;
+    case 6:
+      if (!expect.ptr && mc_slice_eq_nocase(n, MC_LIT("expect")))
+        expect = r->headers[i].value;
+      break;
+    case 17:
+      te += mc_slice_eq_nocase(n, MC_LIT("transfer-encoding"));
+      break;
+    }
   }
   r->target = (mc_slice){base ? base + r->target_off : "", r->target_len};
   r->head_done = true; /* headers may be read from here on, even on error */
@@ -152,17 +169,14 @@ static int on_headers_complete(llhttp_t *p) {
       (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
   /* Any Transfer-Encoding, even an empty one, must end in chunked and
    * never come with a Content-Length: the two framings disagree. */
-  for (uint32_t i = 0; i < r->nheaders; i++)
-    if (r->headers[i].name.len == 17 &&
-        mc_slice_eq_nocase(r->headers[i].name, MC_LIT("transfer-encoding"))) {
-      if (!r->chunked)
-        return fail(r, 400, "Transfer-Encoding without chunked");
-      if (r->content_length >= 0)
-        return fail(r, 400, "Content-Length together with Transfer-Encoding");
-    }
+  if (te) {
+    if (!r->chunked)
+      return fail(r, 400, "Transfer-Encoding without chunked");
+    if (r->content_length >= 0)
+      return fail(r, 400, "Content-Length together with Transfer-Encoding");
+  }
   if (r->chunked && r->http_minor == 0)
     return fail(r, 400, "chunked transfer coding is not HTTP/1.0");
-  mc_slice expect = mc__h1_reader_header(r, MC_LIT("expect"));
   if (expect.ptr) {
     if (!mc_slice_eq_nocase(expect, MC_LIT("100-continue")))
       return fail(r, 417, "only Expect: 100-continue is supported");
@@ -171,10 +185,6 @@ static int on_headers_complete(llhttp_t *p) {
   if (r->target.len == 0)
     return fail(r, 400, "empty request target");
   /* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
-  unsigned hosts = 0;
-  for (uint32_t i = 0; i < r->nheaders; i++)
-    hosts += r->headers[i].name.len == 4 &&
-             mc_slice_eq_nocase(r->headers[i].name, MC_LIT("host"));
   if (hosts > 1)
     return fail(r, 400, "more than one Host header");
   if (hosts == 0 && r->http_minor >= 1)

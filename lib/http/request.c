@@ -154,9 +154,14 @@ int mc__conn_on_head(mc__conn *c) {
 static void set_request_id(mc_req *req) {
   mc_slice h = mc__h1_reader_header(req->rd, MC_LIT("x-request-id"));
   bool ok = h.len > 0 && h.len < sizeof req->request_id;
-  for (size_t i = 0; ok && i < h.len; i++)
-    ok = h.ptr[i] > 0x20 && h.ptr[i] < 0x7f && h.ptr[i] != '"' &&
-         h.ptr[i] != '\\';
+  /* visible ASCII but the quote and backslash (it goes into JSON logs as
+   * is), without a branch a byte */
+  unsigned bad = 0;
+  for (size_t i = 0; ok && i < h.len; i++) {
+    unsigned char c = (unsigned char)h.ptr[i];
+    bad |= (c <= 0x20) | (c >= 0x7f) | (c == '"') | (c == '\\');
+  }
+  ok = ok && !bad;
   if (ok) {
     memcpy(req->request_id, h.ptr, h.len);
     req->request_id_len = h.len;
