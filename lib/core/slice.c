@@ -66,25 +66,47 @@ bool mc_slice_eq_nocase(mc_slice a, mc_slice b) {
 /* Eight bytes at a time: a word with no byte below 0x20 and none equal to
  * 0x7F needs no closer look (the classic has-less and has-zero tricks);
  * one that has either is looked at byte by byte, for the tabs. */
+/* Whether a word of eight bytes holds a control other than a tab: a byte
+ * below 0x20 or DEL. (x - 0x20 per byte sets the high bit of the bytes
+ * below 0x20 that had it clear; a tab gets past as a byte that is 0x09 is
+ * then checked on its own: rare, and only then.) */
+static bool word_has_control(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t below = (x - ones * 0x20) & ~x & highs;
+  uint64_t y = x ^ (ones * 0x7F);
+  uint64_t del = (y - ones) & ~y & highs;
+  return (below | del) != 0;
+}
+
+static bool bytes_are_field_value(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7F)
+      return false;
+  return true;
+}
+
 bool mc_slice_is_field_value(mc_slice s) {
   const unsigned char *p = (const unsigned char *)s.ptr;
+  size_t n = s.len;
+  uint64_t x;
+  if (n < 8) {
+    /* one word, padded with spaces */
+    x = 0x2020202020202020ull;
+    if (n)
+      memcpy(&x, p, n);
+    return !word_has_control(x) || bytes_are_field_value(p, n);
+  }
   size_t i = 0;
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  for (; i + 8 <= s.len; i += 8) {
-    uint64_t x;
+  for (; i + 8 <= n; i += 8) {
     memcpy(&x, p + i, 8);
-    uint64_t below = (x - ones * 0x20) & ~x & highs;
-    uint64_t y = x ^ (ones * 0x7F);
-    uint64_t del = (y - ones) & ~y & highs;
-    if (below | del)
-      break;
+    if (word_has_control(x))
+      return bytes_are_field_value(p + i, n - i);
   }
-  for (; i < s.len; i++) {
-    unsigned char c = p[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7F)
-      return false;
-  }
-  return true;
+  if (i == n)
+    return true;
+  /* the last word again, overlapping the one before */
+  memcpy(&x, p + n - 8, 8);
+  return !word_has_control(x) || bytes_are_field_value(p + n - 8, 8);
 }
 
 bool mc_slice_in_nocase(mc_slice s, const mc_slice *list, size_t n) {
