@@ -11,6 +11,11 @@
 
 #include "gateway.h"
 
+/* A body cap is at least a byte: 0 would read as "no cap of the route's
+ * own", and let through what the server allows. */
+#define MAX_BODY_WANTED                                                        \
+  "max_body: want a size such as 64k or 1m (from 1 byte to 1g)"
+
 typedef struct parse {
   yaml_document_t *doc;
   gw_config *c;
@@ -302,8 +307,8 @@ static void parse_route(parse *p, const yaml_node_t *n, gw_route *r) {
     } else if (!strcmp(key, "max_body")) {
       const char *s = scalar(v);
       uint64_t sz;
-      if (!s || mc_parse_size(s, &sz) != 0 || sz > (1ull << 30))
-        failf(p, v, "max_body: want a size such as 64k or 1m (at most 1g)");
+      if (!s || mc_parse_size(s, &sz) != 0 || !sz || sz > (1ull << 30))
+        failf(p, v, MAX_BODY_WANTED);
       else
         r->max_body = sz;
     } else {
@@ -433,8 +438,8 @@ static void parse_root(parse *p, const yaml_node_t *root) {
     else if (!strcmp(key, "max_body")) {
       const char *s = scalar(v);
       if (!s || mc_parse_size(s, &c->default_max_body) != 0 ||
-          c->default_max_body > (1ull << 30))
-        failf(p, v, "max_body: want a size such as 64k or 1m (at most 1g)");
+          !c->default_max_body || c->default_max_body > (1ull << 30))
+        failf(p, v, MAX_BODY_WANTED);
     } else
       failf(p, k, "unknown key '%s' (routes, jwt, timeout, max_body)", key);
   }

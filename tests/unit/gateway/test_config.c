@@ -123,6 +123,13 @@ Test(config, mistakes_are_refused_with_their_line) {
   refused("routes:\n  - {prefix: /x, service: a, auth: public, balancer: "
           "random}\n",
           MC_EINVAL, "balancer");
+  /* a cap of 0 would have meant the server's (1 GiB at the gateway): a
+   * fuzz find */
+  refused("routes:\n  - {prefix: /x, service: a, auth: public, max_body: "
+          "0}\n",
+          MC_EINVAL, "from 1 byte");
+  refused("max_body: 0m\nroutes:\n  - {prefix: /x, service: a, auth: public}\n",
+          MC_EINVAL, "from 1 byte");
   refused("flavour: x\nroutes: []\n", MC_EINVAL, "unknown key 'flavour'");
 }
 
