@@ -659,6 +659,46 @@ bool mc_waitq_empty(const mc_waitq *q) {
   return q->head_ == NULL;
 }
 
+int mc__helper_start(mc__helper *h, void (*fn)(void *), void *arg) {
+  h->joiner = NULL;
+  h->orphaned = false;
+  int err = mc__fiber_new(&h->fiber, fn, arg);
+  if (err)
+    return err;
+  mc__fiber_ready(h->fiber);
+  return 0;
+}
+
+bool mc__helper_join(mc__helper *h) {
+  if (!h->fiber)
+    return false;
+  mc__fiber_cancel(h->fiber); /* ends its wait, ours or another's */
+  if (!h->fiber)
+    return false;
+  mc_fiber *self = mc_fiber_current();
+  if (!self || self == h->fiber) {
+    h->orphaned = true;
+    return true;
+  }
+  h->joiner = self;
+  while (h->fiber) {
+    mc__fiber_wait_begin(NULL, NULL);
+    mc__fiber_yield();
+    mc__fiber_wait_end();
+  }
+  h->joiner = NULL;
+  return false;
+}
+
+bool mc__helper_end(mc__helper *h) {
+  h->fiber = NULL;
+  if (h->joiner) {
+    mc__fiber_ready(h->joiner);
+    return false;
+  }
+  return h->orphaned;
+}
+
 int mc_spawn(void (*fn)(void *), void *arg) {
   if (!S)
     return MC_ESTATE;

@@ -39,6 +39,29 @@ void mc__fiber_wait_end(void);
  * and from another fiber of the same thread. */
 void mc__fiber_cancel(mc_fiber *f);
 
+/* A fiber started to help the one that made it (a body source's pump, say)
+ * that must have ended before what it works on is freed. */
+typedef struct mc__helper {
+  mc_fiber *fiber;  /* NULL once it has ended */
+  mc_fiber *joiner; /* waits in mc__helper_join for it to end */
+  bool orphaned;    /* nobody will join it: it frees its work itself */
+} mc__helper;
+
+/* Starts fn(arg) on a helper fiber; it runs once the caller yields. 0 or
+ * MC_ENOMEM. */
+int mc__helper_start(mc__helper *h, void (*fn)(void *), void *arg);
+/* Cancels the helper (its wait ends with MC_ECANCELED) and, from another
+ * fiber, waits until it has ended: returns false, the work is the
+ * caller's again. From a loop callback (an arena freed outside a fiber),
+ * or the helper itself, it cannot wait: the helper is marked orphaned and
+ * true returned, and the work is the helper's to free when it ends. A
+ * canceled caller still waits (the helper was canceled too, and ends
+ * soon). */
+bool mc__helper_join(mc__helper *h);
+/* The helper's last call: true when it was orphaned, and must free its
+ * work now. */
+bool mc__helper_end(mc__helper *h);
+
 /* Cancels every fiber alive on this thread's scheduler (a stopping
  * worker's background fibers); they unwind as their waits return
  * MC_ECANCELED. mc__sched_running tells when they are all gone. Cancel

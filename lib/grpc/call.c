@@ -152,10 +152,8 @@ struct h2stream {
   bool src_eof;
   int src_error; /* the source failed: the stream was reset */
   uint64_t src_sent;
-  mc_fiber *pump; /* reads src into body; NULL once it has ended */
+  mc__helper pump; /* reads src into body; orphaned, it frees st */
   bool pump_parked, pump_stop;
-  mc_fiber *joiner; /* waits for the pump to end */
-  bool orphaned;    /* nobody will join the pump: it frees the exchange */
 };
 
 static int from_uv(int uverr) {
@@ -918,7 +916,7 @@ static void pump_wake(h2stream *st) {
   if (st->pump_parked &&
       (st->pump_stop || st->body.len - st->body_off < PUMP_QUEUE_MAX)) {
     st->pump_parked = false;
-    mc__fiber_ready(st->pump);
+    mc__fiber_ready(st->pump.fiber);
   }
 }
 
@@ -975,10 +973,7 @@ static void pump_main(void *arg) {
     if (err || st->src_eof)
       break;
   }
-  st->pump = NULL;
-  if (st->joiner)
-    mc__fiber_ready(st->joiner);
-  else if (st->orphaned)
+  if (mc__helper_end(&st->pump))
     stream_free(st);
 }
 
@@ -986,27 +981,8 @@ static void pump_main(void *arg) {
  * pump frees the exchange itself when it ends (returns true: st is no
  * longer the caller's). */
 static bool pump_join(h2stream *st) {
-  if (!st->pump)
-    return false;
   st->pump_stop = true;
-  mc__fiber_cancel(st->pump); /* ends its wait, ours or the source's */
-  if (!st->pump)
-    return false;
-  mc_fiber *self = mc_fiber_current();
-  if (!self || self == st->pump) {
-    st->orphaned = true;
-    return true;
-  }
-  st->joiner = self;
-  /* No cancel function: a canceled caller still waits for the pump, which
-   * was canceled itself and ends soon. */
-  while (st->pump) {
-    mc__fiber_wait_begin(NULL, NULL);
-    mc__fiber_yield();
-    mc__fiber_wait_end();
-  }
-  st->joiner = NULL;
-  return false;
+  return mc__helper_join(&st->pump);
 }
 
 /* ---- the exchange -------------------------------------------------------- */
@@ -1100,9 +1076,8 @@ static int stream_submit(h2stream *st, h2conn *c, const nghttp2_nv *nva,
   stream_link(st, c);
   uv_timer_stop(&c->idle);
   if (st->src) {
-    if (mc__fiber_new(&st->pump, pump_main, st) != 0)
+    if (mc__helper_start(&st->pump, pump_main, st) != 0)
       return MC_ENOMEM;
-    mc__fiber_ready(st->pump);
   }
   flush_out(c);
   return 0;

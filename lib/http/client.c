@@ -70,12 +70,10 @@ struct conn {
   int write_error;
   /* the body source's pump: see pump_main */
   const mc_body_source *src;
-  int src_error;    /* the source failed, or gave other than announced */
-  mc_fiber *pump;   /* sends src's pieces; NULL once it has ended */
-  mc_fiber *joiner; /* waits for the pump to end */
+  int src_error;   /* the source failed, or gave other than announced */
+  mc__helper pump; /* sends src's pieces; orphaned, it closes c */
   bool pump_parked, pump_stop;
-  bool orphaned; /* nobody will join the pump: it closes the connection */
-  mc_buf taken;  /* the piece handed to mc_http_read */
+  mc_buf taken; /* the piece handed to mc_http_read */
   char chunk_head[24];
 };
 
@@ -714,7 +712,7 @@ static bool pump_done(const conn *c) {
 static void pump_wake(conn *c) {
   if (c->pump_parked && (!c->writing || pump_done(c))) {
     c->pump_parked = false;
-    mc__fiber_ready(c->pump);
+    mc__fiber_ready(c->pump.fiber);
   }
 }
 
@@ -776,51 +774,24 @@ static void pump_main(void *arg) {
   }
   if (!sent_all)
     c->body_unsent = true;
-  c->pump = NULL;
   finish(c, 0, true); /* the reader looks again: a failed source ends it */
-  if (c->joiner)
-    mc__fiber_ready(c->joiner);
-  else if (c->orphaned)
+  if (mc__helper_end(&c->pump))
     conn_close(c);
 }
 
 static int pump_start(conn *c, const mc_body_source *src) {
   c->src = src;
   c->src_error = 0;
-  c->pump_stop = c->pump_parked = c->orphaned = false;
-  c->joiner = NULL;
-  int err = mc__fiber_new(&c->pump, pump_main, c);
-  if (err)
-    return err;
-  mc__fiber_ready(c->pump);
-  return 0;
+  c->pump_stop = c->pump_parked = false;
+  return mc__helper_start(&c->pump, pump_main, c);
 }
 
 /* Stops the pump and, from a fiber, waits for it to end; otherwise the
  * pump closes the connection itself when it ends (returns true: c is no
  * longer the caller's). */
 static bool pump_join(conn *c) {
-  if (!c->pump)
-    return false;
   c->pump_stop = true;
-  mc__fiber_cancel(c->pump); /* ends its wait, ours or the source's */
-  if (!c->pump)
-    return false;
-  mc_fiber *self = mc_fiber_current();
-  if (!self || self == c->pump) {
-    c->orphaned = true;
-    return true;
-  }
-  c->joiner = self;
-  /* No cancel function: a canceled caller still waits for the pump, which
-   * was canceled itself and ends soon. */
-  while (c->pump) {
-    mc__fiber_wait_begin(NULL, NULL);
-    mc__fiber_yield();
-    mc__fiber_wait_end();
-  }
-  c->joiner = NULL;
-  return false;
+  return mc__helper_join(&c->pump);
 }
 
 /* One exchange on c for a request with a body source or a streamed
