@@ -131,6 +131,7 @@ struct h2stream {
   bool compressed;
   bool remote_done;   /* the server ended its side of the stream */
   bool stream_closed; /* the stream ended */
+  bool reset_sent;    /* RST_STREAM submitted (see stream_reset) */
   uint32_t close_code;
   bool rst_received, rst_sent;
   bool proto;    /* the server broke HTTP/2 on this stream */
@@ -690,12 +691,22 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
   return 0;
 }
 
+/* Resets st's stream with CANCEL, once: the source's pump, a refused
+ * piece of data and the end of the exchange may each want to, and a
+ * stream is reset only once (RFC 9113 §5.4.2: nothing after RST_STREAM). */
+static void stream_reset(nghttp2_session *s, h2stream *st) {
+  if (st->reset_sent || st->stream_closed || st->id <= 0)
+    return;
+  st->reset_sent = true;
+  nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+}
+
 /* Data an exchange will not take: reset its stream, and give the
  * connection's window back at once. */
 static int data_fail(nghttp2_session *s, h2stream *st, int err,
                      const char *why) {
   set_error(st, err, why);
-  nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+  stream_reset(s, st);
   wake(st);
   return 0;
 }
@@ -963,8 +974,7 @@ static void pump_main(void *arg) {
     if (err) {
       st->src_error = err;
       set_why(st, "the request body's source failed: %s", mc_strerror(err));
-      nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id,
-                                NGHTTP2_CANCEL);
+      stream_reset(c->h2, st);
     } else {
       nghttp2_session_resume_data(c->h2, st->id);
     }
@@ -1051,10 +1061,8 @@ static void stream_detach(h2stream *st) {
   h2conn *c = st->conn;
   if (!c)
     return;
-  int32_t id = st->id;
+  stream_reset(c->h2, st);
   stream_unlink(st);
-  if (id > 0 && !st->stream_closed)
-    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
   if (st->unconsumed)
     nghttp2_session_consume_connection(c->h2, st->unconsumed);
   st->unconsumed = 0;
