@@ -54,7 +54,7 @@ struct mc__h2 {
   nghttp2_session *s;
   mc__conn *c;
   stream *streams;
-  stream *ready;
+  stream *ready, *ready_tail; /* complete requests, oldest first */
   uint32_t nstreams;
   uint32_t running;
   bool in_recv;
@@ -505,8 +505,12 @@ static void make_ready(mc__h2 *h, stream *st) {
   if (st->queued)
     return; /* a refused body's END_STREAM, after the refusal */
   st->queued = true;
-  st->ready_next = h->ready;
-  h->ready = st;
+  st->ready_next = NULL;
+  if (h->ready_tail)
+    h->ready_tail->ready_next = st;
+  else
+    h->ready = st;
+  h->ready_tail = st;
 }
 
 /* The end of a body the handler reads as it comes. */
@@ -614,9 +618,12 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code,
   mc_waitq_wake_all(&st->req.body_wait);
   mc_waitq_wake_all(&st->room);
   /* still waiting to start: take it off the list */
-  for (stream **p = &h->ready; *p; p = &(*p)->ready_next)
+  for (stream **p = &h->ready, *prev = NULL; *p;
+       prev = *p, p = &(*p)->ready_next)
     if (*p == st) {
       *p = st->ready_next;
+      if (h->ready_tail == st)
+        h->ready_tail = prev;
       break;
     }
   if (st->running)
@@ -762,17 +769,15 @@ void mc__h2_feed(mc__conn *c, const char *data, size_t len) {
       mc__conn_abort(c);
     return;
   }
-  /* start the requests that are complete, oldest first */
-  stream *list = NULL;
-  while (h->ready) {
+  /* Start the requests that are complete, oldest first, each taken off
+   * the list only as it starts: starting one runs its handler, which may
+   * send frames, and a stream still waiting may be closed (and freed) on
+   * the way; on_stream_close takes it off this list. */
+  while (h->ready && c->state != C_CLOSED) {
     stream *st = h->ready;
     h->ready = st->ready_next;
-    st->ready_next = list;
-    list = st;
-  }
-  while (list && c->state != C_CLOSED) {
-    stream *st = list;
-    list = st->ready_next;
+    if (!h->ready)
+      h->ready_tail = NULL;
     st->ready_next = NULL;
     start(st);
   }
