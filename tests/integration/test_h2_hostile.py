@@ -202,4 +202,4 @@ def test_hostile_h2_clients_get_answers_and_the_server_goes_on(target, seed):
                 c.close()
             assert requests.get(f"{target.url}/items/7", timeout=10 * SLOW).status_code == 200
     # the cases reached the application, not only the framing layer
-    assert len(seen) >= 2 and seen & {"200", "204", "404", "405", "422"}, seen
+    assert seen & {"200", "204", "404", "405", "422"}, seen
