@@ -17,7 +17,7 @@ import hpack
 import pytest
 import requests
 
-from conftest import SLOW, Service
+from conftest import SLOW, Service, wait_for
 from test_h2 import H2
 
 # Seeds run every time; MICROC_H2_SEED=N runs N instead, to explore. Seed 39
@@ -176,11 +176,28 @@ def statuses(data):
     return found
 
 
-@pytest.fixture(scope="module")
-def target():
-    s = Service("kitchen", "--workers", "2")
-    yield s
-    s.check_clean_exit()
+@pytest.fixture(scope="module", params=["kitchen", "gateway"])
+def target(request, tmp_path_factory):
+    """kitchen itself, or microc-gateway in front of it (the same HTTP/2
+    server, and the proxy's streaming both ways behind it)."""
+    if request.param == "kitchen":
+        s = Service("kitchen", "--workers", "2")
+        yield s
+        s.check_clean_exit()
+        return
+    tmp = tmp_path_factory.mktemp("h2gw")
+    reg = Service("microc-registry", "--data-dir", str(tmp / "reg"))
+    kit = Service("kitchen", "--workers", "1", "--registry", reg.url, "--check-interval", "1s")
+    routes = tmp / "routes.yaml"
+    routes.write_text("routes:\n  - {prefix: /, service: kitchen, auth: public, timeout: 2s}\n")
+    gw = Service("microc-gateway", "--routes", str(routes), "--registry", reg.url,
+                 "--workers", "1")
+    wait_for(lambda: requests.get(f"{gw.url}/items/7", timeout=5).status_code == 200,
+             what="the gateway reaching kitchen")
+    yield gw
+    gw.check_clean_exit()
+    kit.check_clean_exit()
+    reg.check_clean_exit()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
