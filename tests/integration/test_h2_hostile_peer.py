@@ -4,7 +4,9 @@ call's case number (odd statuses and headers, interim answers, lying
 lengths, data before the head, resets, GOAWAYs, window updates of 0,
 pushes nobody asked for, garbage, stalls, closes). kitchen must answer
 every /call, with the error or the answer, and exit cleanly at the end
-(in `make test-sanitize` that means no sanitizer report). The seed and
+(in `make test-sanitize` that means no sanitizer report). The same peer
+behind microc-gateway's gRPC route: every call through it ends, and the
+gateway exits cleanly too. The seed and
 case are in every failure; MICROC_H2_SEED=N explores another seed."""
 
 import collections
@@ -190,3 +192,58 @@ def test_hostile_h2_peer_gets_an_answer_for_every_call(system):
             assert system.alive(), (SEED, case, system.log_text()[-2000:])
     # the peer's lies were met in more than one way, and some calls went through
     assert len(outcomes) >= 2 and outcomes["status 200"] and outcomes["MC_EPROTO"], outcomes
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """microc-gateway with a gRPC route to the same hostile peer (forty
+    instances), so its relay meets the peer's lies through the client."""
+    tmp = tmp_path_factory.mktemp("hostilegw")
+    reg = Service("microc-registry", "--data-dir", str(tmp / "reg"))
+    peer = HostilePeer(SEED + 1)
+    for n in range(40):
+        requests.put(f"{reg.url}/v1/agent/service/register", json={
+            "ID": f"hostile-{n}", "Name": "hostile", "Address": "127.0.0.1",
+            "Port": peer.port, "Check": {"TTL": "1h", "Status": "passing"}}
+        ).raise_for_status()
+    routes = tmp / "routes.yaml"
+    routes.write_text("routes:\n  - {prefix: /pkg.Svc/, service: hostile, auth: public, "
+                      "timeout: 500ms, retries: 0}\n")
+    gw = Service("microc-gateway", "--routes", str(routes), "--registry", reg.url,
+                 "--workers", "1")
+    yield gw
+    gw.check_clean_exit()
+    reg.check_clean_exit()
+    peer.close()
+
+
+def test_hostile_h2_peer_behind_the_gateway_gets_every_call_an_end(gateway):
+    """gRPC calls through the gateway: each ends, with the peer's answer, a
+    gRPC status of the gateway's or a reset, and the gateway goes on."""
+    from test_h2 import H2
+    rng = random.Random(SEED)
+    ends = collections.Counter()
+    c = None
+    for case in range(1, CASES + 1):
+        if c is None:
+            c = H2(gateway.port)
+        body = b"\x00" + rng.randrange(200).to_bytes(4, "big")
+        body += rng.randbytes(int.from_bytes(body[1:], "big"))
+        sid = c.request("POST", f"/pkg.Svc/c{case}",
+                        headers=[("content-type", "application/grpc"), ("te", "trailers")],
+                        body=body)
+        try:
+            status, headers, _ = c.wait(sid, timeout=10)
+            ends[f"{status} grpc-status {headers.get('grpc-status')}"] += 1
+        except AssertionError:
+            st = c.streams[sid]
+            assert sid in c.resets or c.goaway, (SEED, case, st)
+            ends["reset"] += 1
+        if c.goaway or rng.random() < 0.1:
+            c.close()
+            c = None
+        if case % 50 == 0:
+            assert gateway.alive(), (SEED, case, gateway.log_text()[-2000:])
+    if c:
+        c.close()
+    assert len(ends) >= 2, ends
