@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN_DIR = pathlib.Path(os.environ.get("MICROC_BIN_DIR", ROOT / "build" / "bin"))
@@ -219,6 +220,31 @@ def kitchen():
     s.check_clean_exit()
 
 
+@pytest.fixture(scope="module", params=["kitchen", "gateway"])
+def kitchen_or_gateway(request, tmp_path_factory):
+    """kitchen itself, or microc-gateway in front of it (a registry, one
+    kitchen, a route / to it): for tests of what any microc server must
+    stand, run against both."""
+    if request.param == "kitchen":
+        s = Service("kitchen", "--workers", "2")
+        yield s
+        s.check_clean_exit()
+        return
+    tmp = tmp_path_factory.mktemp("kgw")
+    reg = Service("microc-registry", "--data-dir", str(tmp / "reg"))
+    kit = Service("kitchen", "--workers", "1", "--registry", reg.url, "--check-interval", "1s")
+    routes = tmp / "routes.yaml"
+    routes.write_text("routes:\n  - {prefix: /, service: kitchen, auth: public, timeout: 2s}\n")
+    gw = Service("microc-gateway", "--routes", str(routes), "--registry", reg.url,
+                 "--workers", "1")
+    wait_for(lambda: requests.get(f"{gw.url}/items/7", timeout=5).status_code == 200,
+             what="the gateway reaching kitchen")
+    yield gw
+    gw.check_clean_exit()
+    kit.check_clean_exit()
+    reg.check_clean_exit()
+
+
 # ---- raw HTTP ---------------------------------------------------------------
 
 
@@ -240,6 +266,23 @@ def read_until_closed(sock, timeout=5):
     except (ConnectionResetError, socket.timeout):
         pass
     return data
+
+
+def read_until_quiet(sock, idle=0.05, total=3):
+    """What the peer sends until it closes, says nothing for idle seconds,
+    or total seconds have passed (both scaled by SLOW)."""
+    sock.settimeout(idle * SLOW)
+    got = bytearray()
+    deadline = time.monotonic() + total * SLOW
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except OSError:  # the timeout, or a reset
+            break
+        if not data:
+            break
+        got += data
+    return got
 
 
 def exchange(port, data, timeout=5):

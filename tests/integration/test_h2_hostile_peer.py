@@ -13,7 +13,6 @@ import collections
 import os
 import random
 import re
-import socket
 
 import h2.config
 import h2.connection
