@@ -1052,8 +1052,8 @@ static int stream_start(conn *c, const mc_http_request *r, mc_arena *a,
   if (!err && mc__http_stream_adopt(&hs->base, a) != 0)
     err = MC_ENOMEM;
   if (err) {
-    if (!pump_join(c))
-      conn_close(c);
+    pump_join(c); /* (on mc_http_do's fiber) */
+    conn_close(c);
     return err;
   }
   hs->base.read = h1_stream_read;
@@ -1165,13 +1165,13 @@ int mc_http_do(const mc_http_request *r, mc_arena *a, mc_http_response *res) {
       err = exchange_streaming(c, r, head_request, deadline);
       if (!err && !r->stream) {
         err = copy_response(c, a, res);
-        if (!pump_join(c))
-          conn_release(c, !err && c->rd.keep_alive && !c->body_unsent);
+        pump_join(c); /* (on a fiber: always joined, never orphaned) */
+        conn_release(c, !err && c->rd.keep_alive && !c->body_unsent);
         return err;
       }
       if (!err)
         return stream_start(c, r, a, res);
-      pump_join(c); /* (from a fiber: always joined here) */
+      pump_join(c);
     }
     bool stale = reused && !c->rd.started && !c->source_read &&
                  (err == MC_ECLOSED || err == MC_ECONNRESET);
